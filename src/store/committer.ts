@@ -1,0 +1,66 @@
+// Group commit. Writers from many SMTP sessions (and the delivery worker) are
+// collected for one event-loop turn and committed in a single transaction, so
+// one fsync acknowledges a whole batch: the difference between ~100 and
+// >1000 durable messages a second on one disk. Each job runs in its own
+// savepoint, so one failing job does not undo the others.
+import type { Db } from './db.js';
+
+interface Job {
+  fn: () => unknown;
+  resolve: (v: any) => void;
+  reject: (e: unknown) => void;
+}
+
+export class Committer {
+  private jobs: Job[] = [];
+  private scheduled = false;
+  private closed = false;
+
+  constructor(
+    private db: Db,
+    private maxBatch = 512,
+  ) {}
+
+  run<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.jobs.push({ fn, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits everything queued so far, synchronously. */
+  flush(): void {
+    this.scheduled = false;
+    while (this.jobs.length) {
+      const batch = this.jobs.splice(0, this.maxBatch);
+      const results: { ok: boolean; value: unknown }[] = [];
+      try {
+        this.db
+          .transaction(() => {
+            for (const job of batch) {
+              try {
+                results.push({ ok: true, value: this.db.transaction(job.fn)() });
+              } catch (e) {
+                results.push({ ok: false, value: e });
+              }
+            }
+          })
+          .immediate();
+      } catch (e) {
+        // The commit itself failed (disk full, I/O error): nothing in the batch is durable.
+        for (const job of batch) job.reject(e);
+        continue;
+      }
+      batch.forEach((job, i) => (results[i].ok ? job.resolve(results[i].value) : job.reject(results[i].value)));
+    }
+  }
+
+  close(): void {
+    this.flush();
+    this.closed = true;
+  }
+}

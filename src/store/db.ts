@@ -1,0 +1,41 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './migrations.js';
+
+export type Db = Database.Database;
+
+export const DB_FILE = 'relaygate.db';
+
+/**
+ * Opens (creating if needed) the gateway database in `dataDir`.
+ * WAL lets the CLI and HTTP readers run beside the writer; synchronous=FULL
+ * makes a commit durable before we answer 250 (the fsync is shared by the
+ * whole group commit, so it is paid once per batch, not per message).
+ */
+export function openDb(dataDir: string, opts: { readonly?: boolean } = {}): Db {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const db = new Database(path.join(dataDir, DB_FILE), { readonly: opts.readonly ?? false });
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  // The CLI and the gateway share the file; wait for a writer instead of failing with SQLITE_BUSY.
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+export function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(
+      `database schema version ${current} is newer than this relaygate (${MIGRATIONS.length}); upgrade relaygate`,
+    );
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+}

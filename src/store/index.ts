@@ -1,0 +1,70 @@
+// The storage module: the only place that knows SQL. Everything else talks to
+// these typed methods, so a PostgreSQL backend can replace this directory.
+import { Committer } from './committer.js';
+import { openDb, type Db } from './db.js';
+import { EventLog } from './events.js';
+import { QueueStore } from './queue.js';
+import { StatsStore } from './stats.js';
+import { TenantStore } from './tenants.js';
+import { TrackingStore } from './tracking.js';
+import { WebhookStore } from './webhooks.js';
+
+export interface Store {
+  db: Db;
+  committer: Committer;
+  events: EventLog;
+  tenants: TenantStore;
+  queue: QueueStore;
+  tracking: TrackingStore;
+  stats: StatsStore;
+  webhooks: WebhookStore;
+  /** Idempotency records for the HTTP API. */
+  idempotency: {
+    get(apiKeyId: string, key: string, since: number): { status: number; response: string } | undefined;
+    put(apiKeyId: string, key: string, status: number, response: string, now: number): void;
+  };
+  healthy(): boolean;
+  close(): void;
+}
+
+export function openStore(dataDir: string): Store {
+  const db = openDb(dataDir);
+  const events = new EventLog(db);
+  const tenants = new TenantStore(db);
+  const queue = new QueueStore(db, events);
+  const committer = new Committer(db);
+  const idemGet = db.prepare('SELECT status, response FROM idempotency WHERE api_key_id = ? AND key = ? AND created_at >= ?');
+  const idemPut = db.prepare(
+    `INSERT INTO idempotency (api_key_id, key, status, response, created_at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (api_key_id, key) DO UPDATE SET status = excluded.status, response = excluded.response,
+       created_at = excluded.created_at`,
+  );
+  const ping = db.prepare('SELECT 1 AS ok');
+  return {
+    db,
+    committer,
+    events,
+    tenants,
+    queue,
+    tracking: new TrackingStore(db, events, queue, tenants),
+    stats: new StatsStore(db),
+    webhooks: new WebhookStore(db),
+    idempotency: {
+      get: (k, key, since) => idemGet.get(k, key, since) as { status: number; response: string } | undefined,
+      put: (k, key, status, response, now) => void idemPut.run(k, key, status, response, now),
+    },
+    healthy: () => {
+      try {
+        return (ping.get() as { ok: number }).ok === 1;
+      } catch {
+        return false;
+      }
+    },
+    close() {
+      committer.close();
+      db.close();
+    },
+  };
+}
+
+export type { Db } from './db.js';

@@ -1,0 +1,97 @@
+// Per-recipient tracking. The HTML is parsed and rewritten once per message
+// into a template with placeholders; each recipient's copy only substitutes
+// its own tokens, so 100 recipients cost one parse, not 100.
+import iconv from 'iconv-lite';
+import { newToken } from '../util/ids.js';
+import type { NewToken } from '../store/queue.js';
+import type { TrackFlag } from './control-headers.js';
+import { joinMessage, splitMessage } from './headers.js';
+import { rewriteHtmlParts } from './mime-parts.js';
+import { rewriteHtml } from './track-rewrite.js';
+
+export interface TrackingOptions {
+  baseUrl: string;
+  unsubscribeMailto?: string | null;
+}
+
+export interface TrackingPlan {
+  /** True when every recipient needs a copy of its own. */
+  perRecipient: boolean;
+  render(email: string): { message: Buffer; tokens: NewToken[] };
+}
+
+// Placeholders cannot occur in real HTML: C0 controls are not allowed in documents we rewrite.
+const MARK = '\u0001';
+const PLACEHOLDER = /\u0001([co])(\d*)\u0001/g;
+
+/** Charsets whose bytes the rewriter sees as a latin1 "binary" string (see mime-parts). */
+const decodedInJs = (charset: string) => /^(iso-2022|utf-16|utf-32|ucs-2)/i.test(charset);
+
+function realUrl(url: string, charset: string): string {
+  if (decodedInJs(charset) || !/[\u0080-\u00ff]/.test(url)) return url;
+  const bytes = Buffer.from(url, 'latin1');
+  const cs = iconv.encodingExists(charset) ? charset : 'utf-8';
+  return iconv.decode(bytes, cs);
+}
+
+export function prepareTracking(base: Buffer, flags: Set<TrackFlag>, opts: TrackingOptions): TrackingPlan {
+  const opens = flags.has('opens');
+  const clicks = flags.has('clicks');
+  const unsubscribe = flags.has('unsubscribe');
+  const templates: string[] = [];
+  const links: string[] = [];
+
+  if (opens || clicks) {
+    rewriteHtmlParts(base, (html, ctx) => {
+      const offset = links.length;
+      const out = rewriteHtml(html, {
+        clicks,
+        openPixelUrl: opens ? `${opts.baseUrl}/t/o/${MARK}o${MARK}` : undefined,
+        clickUrl: ({ index }) => `${opts.baseUrl}/t/c/${MARK}c${offset + index}${MARK}`,
+      });
+      for (const l of out.links) links[offset + l.index] = realUrl(l.url, ctx.charset);
+      templates.push(out.html);
+      return out.html;
+    });
+  }
+
+  const perRecipient = templates.length > 0 || unsubscribe;
+  return {
+    perRecipient,
+    render(email: string) {
+      void email;
+      const tokens: NewToken[] = [];
+      const linkTokens = links.map((url, i) => {
+        const token = newToken();
+        tokens.push({ token, kind: 'c', linkIndex: i, url });
+        return token;
+      });
+      let openToken: string | null = null;
+      let message = base;
+      if (templates.length) {
+        let part = 0;
+        message = rewriteHtmlParts(base, () =>
+          templates[part++].replace(PLACEHOLDER, (_m, kind: string, n: string) => {
+            if (kind === 'c') return linkTokens[Number(n)];
+            openToken ??= newToken();
+            return openToken;
+          }),
+        ).message;
+        if (openToken) tokens.push({ token: openToken, kind: 'o' });
+      }
+      if (unsubscribe) {
+        const token = newToken();
+        tokens.push({ token, kind: 'u' });
+        const { fields, body } = splitMessage(message);
+        const kept = fields.filter((f) => f.key !== 'list-unsubscribe' && f.key !== 'list-unsubscribe-post');
+        const targets = [`<${opts.baseUrl}/t/u/${token}>`];
+        if (opts.unsubscribeMailto) targets.push(`<mailto:${opts.unsubscribeMailto}?subject=unsubscribe>`);
+        message = joinMessage(kept, body, [
+          `List-Unsubscribe: ${targets.join(', ')}`,
+          'List-Unsubscribe-Post: List-Unsubscribe=One-Click',
+        ]);
+      }
+      return { message, tokens };
+    },
+  };
+}

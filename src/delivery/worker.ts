@@ -1,0 +1,239 @@
+// The delivery worker: claims due recipients, groups them into SMTP
+// transactions (same destination domain, same stored body), resolves MX and
+// records every attempt's outcome. Concurrency is bounded in total and per
+// destination domain so one slow domain cannot starve the others.
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import type { Store } from '../store/index.js';
+import type { AttemptOutcome, ClaimedRecipient } from '../store/queue.js';
+import { classifyBounce } from './bounce-classify.js';
+import { createMxResolver, type MxResolver } from './mx-resolve.js';
+import { capTimeout, nextAttemptAt } from './retry.js';
+import { createSmtpClient, type DeliveryTarget, type SmtpClient } from './smtp-client.js';
+
+export interface WorkerDeps {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  metrics?: Metrics;
+  resolver?: MxResolver;
+  client?: SmtpClient;
+  clock?: () => number;
+}
+
+export interface DeliveryWorker {
+  start(): void;
+  wake(): void;
+  stop(graceMs?: number): Promise<void>;
+  active(): number;
+}
+
+/** A lease longer than any single attempt; after a crash, start-up releases leases at once. */
+const LEASE_MS = 15 * 60_000;
+const MAX_RCPTS_PER_TRANSACTION = 100;
+
+export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
+  const { config, store } = deps;
+  const log = deps.logger.child({ component: 'delivery' });
+  const now = deps.clock ?? Date.now;
+  const resolver = deps.resolver ?? createMxResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout });
+  const client = deps.client ?? createSmtpClient({ logger: log });
+  const perDomain = new Map<string, number>();
+  const inflight = new Set<Promise<void>>();
+  let timer: NodeJS.Timeout | null = null;
+  let stopping = false;
+  let ticking = false;
+  let again = false;
+
+  function schedule(delay: number) {
+    if (stopping) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(tick, delay);
+    timer.unref?.();
+  }
+
+  function tick() {
+    timer = null;
+    if (stopping) return;
+    if (ticking) {
+      again = true;
+      return;
+    }
+    ticking = true;
+    try {
+      claimAndStart();
+    } catch (e) {
+      log.error({ err: e }, 'claim failed');
+    } finally {
+      ticking = false;
+    }
+    if (again) {
+      again = false;
+      schedule(0);
+    } else {
+      const next = store.queue.nextDueAt();
+      const wait = next === null ? config.delivery.pollInterval : Math.max(0, next - now());
+      schedule(Math.min(wait, config.delivery.pollInterval));
+    }
+  }
+
+  function claimAndStart() {
+    const capacity = config.delivery.concurrency - inflight.size;
+    if (capacity <= 0) return;
+    const busy = [...perDomain].filter(([, n]) => n >= config.delivery.perDomainConcurrency).map(([d]) => d);
+    const rows = store.queue.claimDue(now(), capacity * 4, busy, LEASE_MS);
+    if (!rows.length) return;
+    const groups = new Map<string, ClaimedRecipient[]>();
+    for (const r of rows) {
+      const key = `${r.rcpt_domain}\0${r.body_id}`;
+      const g = groups.get(key);
+      if (g && g.length < MAX_RCPTS_PER_TRANSACTION) g.push(r);
+      else if (!g) groups.set(key, [r]);
+      else store.queue.release(r.id);
+    }
+    for (const group of groups.values()) {
+      const domain = group[0].rcpt_domain;
+      const n = perDomain.get(domain) ?? 0;
+      if (inflight.size >= config.delivery.concurrency || n >= config.delivery.perDomainConcurrency) {
+        for (const r of group) store.queue.release(r.id);
+        continue;
+      }
+      perDomain.set(domain, n + 1);
+      const p = deliverGroup(group)
+        .catch((e) => log.error({ err: e, domain }, 'delivery crashed'))
+        .finally(() => {
+          inflight.delete(p);
+          const left = (perDomain.get(domain) ?? 1) - 1;
+          if (left <= 0) perDomain.delete(domain);
+          else perDomain.set(domain, left);
+          schedule(0);
+        });
+      inflight.add(p);
+    }
+  }
+
+  async function deliverGroup(group: ClaimedRecipient[]): Promise<void> {
+    const first = group[0];
+    const domain = first.rcpt_domain;
+    const started = now();
+    const deadline = first.created_at + config.delivery.maxAge;
+    const outcome = (r: ClaimedRecipient, status: AttemptOutcome['status'], reply: string, extra: Partial<AttemptOutcome> = {}): AttemptOutcome => ({
+      recipientId: r.id,
+      status,
+      reply,
+      at: now(),
+      ...extra,
+    });
+
+    if (started >= deadline) {
+      const reply = `Message expired after ${Math.round(config.delivery.maxAge / 1000)}s in the queue; last reply: ${first.last_reply ?? 'none'}`;
+      return commit(group, group.map((r) => outcome(r, 'expired', r.last_reply ?? reply)));
+    }
+    const body = first.body_id !== null ? store.queue.body(first.body_id) : undefined;
+    if (!body) {
+      log.error({ msg_id: first.message_id }, 'stored body missing');
+      return commit(group, group.map((r) => outcome(r, 'bounced', '554 5.3.0 Stored message body missing', { bounceClass: 'other' })));
+    }
+
+    let targets: DeliveryTarget[];
+    try {
+      targets = await findTargets(domain);
+    } catch (e) {
+      if (isGatewayError(e) && !e.temporary) {
+        const cls = e.code === 'bad_domain' ? 'bad-domain' : 'other';
+        return commit(group, group.map((r) => outcome(r, 'bounced', e.message, { bounceClass: cls })));
+      }
+      const reply = isGatewayError(e) ? e.message : `451 4.4.3 DNS lookup for ${domain} failed`;
+      return commit(group, group.map((r) => failOrRetry(r, reply)));
+    }
+
+    const timeouts = {
+      connectMs: capTimeout(config.delivery.connectTimeout, deadline, started),
+      greetingMs: capTimeout(config.delivery.greetingTimeout, deadline, started),
+      socketMs: capTimeout(config.delivery.socketTimeout, deadline, started),
+    };
+    const res = await client.send(targets, {
+      mailFrom: first.mail_from,
+      recipients: group.map((r) => r.email),
+      body,
+      heloName: config.hostname,
+      tls: config.delivery.tls,
+      auth: config.delivery.relayHost?.auth,
+      timeouts,
+    });
+    const host = res.target ? `${res.target.host} [${res.target.address}]` : undefined;
+    const outcomes = group.map((r) => {
+      const rr = res.results.find((x) => x.recipient === r.email);
+      if (!rr) return failOrRetry(r, '451 4.3.0 No result for recipient');
+      if (rr.status === 'delivered') return outcome(r, 'delivered', rr.reply, { data: { mx: host } });
+      if (rr.status === 'bounced') return outcome(r, 'bounced', rr.reply, { bounceClass: classifyBounce(rr.reply), data: { mx: host } });
+      return failOrRetry(r, rr.reply, host);
+    });
+    return commit(group, outcomes);
+
+    function failOrRetry(r: ClaimedRecipient, reply: string, mx?: string): AttemptOutcome {
+      const t = now();
+      const data = mx ? { mx } : undefined;
+      if (t >= deadline) return outcome(r, 'expired', reply, { data });
+      const next = Math.min(nextAttemptAt(t, r.attempts + 1, config.delivery.retrySchedule), deadline);
+      return outcome(r, 'deferred', reply, { nextAttemptAt: next, data });
+    }
+  }
+
+  async function findTargets(domain: string): Promise<DeliveryTarget[]> {
+    const relay = config.delivery.relayHost;
+    if (relay) return [{ host: relay.host, address: relay.host, port: relay.port }];
+    const mx = await resolver.resolve(domain);
+    if (mx.kind === 'nxdomain') {
+      throw new GatewayError('bad_domain', `550 5.1.2 Domain ${domain} does not exist (NXDOMAIN)`, { smtp: 550 });
+    }
+    if (mx.kind === 'null-mx') {
+      throw new GatewayError('bad_domain', `556 5.1.10 Domain ${domain} does not accept mail (null MX, RFC 7505)`, { smtp: 556 });
+    }
+    if (mx.kind === 'no-address') {
+      throw new GatewayError('dns_temp', `451 4.4.4 No address found for the MX hosts of ${domain}`, { smtp: 451 });
+    }
+    return mx.hosts.flatMap((h) => h.addresses.map((address) => ({ host: h.exchange, address, port: config.delivery.mxPort })));
+  }
+
+  async function commit(group: ClaimedRecipient[], outcomes: AttemptOutcome[]): Promise<void> {
+    await store.committer.run(() => {
+      outcomes.forEach((o, i) => {
+        store.queue.applyOutcome(o);
+        const r = group[i];
+        // RFC 3463 x.1.1: the mailbox does not exist; mailing it again only hurts reputation.
+        if (o.status === 'bounced' && o.bounceClass === 'bad-mailbox') store.tenants.suppress(r.msg_domain, r.email, 'bounce', o.at);
+      });
+    });
+    outcomes.forEach((o, i) => {
+      const r = group[i];
+      deps.metrics?.deliveries.inc({ result: o.status, bounce_class: o.bounceClass ?? '' });
+      if (o.status === 'delivered') deps.metrics?.deliveryLatency.observe((o.at - r.created_at) / 1000);
+      log.info({ msg_id: r.message_id, rcpt: r.email, status: o.status, attempt: r.attempts + 1, reply: o.reply, bounce_class: o.bounceClass }, `recipient ${o.status}`);
+    });
+  }
+
+  return {
+    start() {
+      const released = store.queue.releaseAllLeases();
+      if (released) log.warn({ released }, 'released deliveries claimed by a previous process');
+      schedule(0);
+    },
+    wake() {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      setImmediate(tick);
+    },
+    async stop(graceMs = 7000) {
+      stopping = true;
+      if (timer) clearTimeout(timer);
+      const all = Promise.allSettled([...inflight]);
+      const res = await Promise.race([all.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), graceMs).unref())]);
+      if (!res) log.warn({ inflight: inflight.size }, 'stopping with deliveries in flight; they are retried at next start');
+      await client.close();
+    },
+    active: () => inflight.size,
+  };
+}

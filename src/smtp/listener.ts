@@ -1,0 +1,246 @@
+// The submission edge (SPEC §4): smtp-server speaking to apps. It only
+// translates between the wire and the pipeline: who may send (AUTH, IP
+// credentials, sender domain, rate), then hands the bytes to submit().
+import ipaddr from 'ipaddr.js';
+import type { Logger } from 'pino';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import { PasswordCache } from '../auth/password.js';
+import { GatewayError, isGatewayError } from '../errors.js';
+import { submit, type PipelineDeps } from '../pipeline/submit.js';
+import type { CredentialRow } from '../store/tenants.js';
+import { isWithinDomain, parseAddress } from '../util/address.js';
+import { preferOwnEnhancedCodes } from './enhanced-codes.js';
+import type { TlsMaterial } from './tls.js';
+
+interface SessionState {
+  credential?: CredentialRow;
+}
+
+type SmtpError = Error & { responseCode: number };
+
+function smtpError(code: number, enhanced: string, text: string): SmtpError {
+  return Object.assign(new Error(`${enhanced} ${text}`), { responseCode: code });
+}
+
+const toSmtp = (e: GatewayError): SmtpError => smtpError(e.smtp, e.enhanced, e.message);
+
+export function isLoopback(ip: string): boolean {
+  try {
+    return ipaddr.process(ip).range() === 'loopback';
+  } catch {
+    return false;
+  }
+}
+
+export function ipInCidr(ip: string, cidr: string): boolean {
+  try {
+    const addr = ipaddr.process(ip);
+    const [range, bits] = ipaddr.parseCIDR(cidr);
+    const norm = range.kind() === 'ipv6' && (range as ipaddr.IPv6).isIPv4MappedAddress()
+      ? (range as ipaddr.IPv6).toIPv4Address()
+      : range;
+    if (addr.kind() !== norm.kind()) return false;
+    const prefix = norm.kind() === 'ipv4' && range.kind() === 'ipv6' ? bits - 96 : bits;
+    return addr.match(norm, prefix);
+  } catch {
+    return false;
+  }
+}
+
+export interface ListenerOptions {
+  port: number;
+  host: string;
+  secure: boolean;
+  tls: TlsMaterial;
+}
+
+export interface SmtpListener {
+  server: SMTPServer;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOptions): Promise<SmtpListener> {
+  preferOwnEnhancedCodes();
+  const { config, store } = deps;
+  const log: Logger = deps.logger.child({ component: opts.secure ? 'smtps' : 'smtp' });
+  const sessions = new Map<string, SessionState>();
+  const passwords = new PasswordCache();
+  const authFailures = new RateLimiterMemory({
+    points: config.smtp.authFailureLimit,
+    duration: Math.max(1, Math.round(config.smtp.authFailureWindow / 1000)),
+  });
+  const rates = new Map<string, { rate: number; limiter: RateLimiterMemory }>();
+
+  const state = (s: SMTPServerSession) => {
+    let st = sessions.get(s.id);
+    if (!st) sessions.set(s.id, (st = {}));
+    return st;
+  };
+
+  async function onAuth(
+    auth: SMTPServerAuthentication,
+    session: SMTPServerSession,
+    cb: (err: Error | null | undefined, res?: { user: unknown }) => void,
+  ) {
+    const ip = session.remoteAddress;
+    if (config.smtp.authRequiresTls && !session.secure && !isLoopback(ip)) {
+      return cb(smtpError(538, '5.7.11', 'Encryption required for requested authentication mechanism; use STARTTLS'));
+    }
+    const failures = await authFailures.get(ip);
+    if (failures && failures.consumedPoints >= config.smtp.authFailureLimit) {
+      log.warn({ ip, session: session.id }, 'AUTH refused: too many failures from this address');
+      return cb(smtpError(454, '4.7.0', 'Too many failed authentication attempts; try again later'));
+    }
+    const username = auth.username ?? '';
+    const cred = store.tenants.credentialByUsername(username);
+    const ok =
+      !!cred?.password_hash && typeof auth.password === 'string' && (await passwords.verify(auth.password, cred.password_hash));
+    if (!ok || !cred) {
+      await authFailures.penalty(ip, 1).catch(() => undefined);
+      log.info({ ip, session: session.id }, 'AUTH failed');
+      return cb(smtpError(535, '5.7.8', 'Authentication credentials invalid'));
+    }
+    state(session).credential = cred;
+    log.info({ ip, session: session.id, credential: cred.id }, 'AUTH ok');
+    cb(null, { user: cred.id });
+  }
+
+  /** The credential this session sends with for `senderDomain`, or a reply saying why not. */
+  function credentialFor(session: SMTPServerSession, senderDomain: string | null): CredentialRow {
+    const st = state(session);
+    if (st.credential && session.user) {
+      // Re-read: a credential removed with the CLI stops working on open sessions too.
+      const fresh = store.tenants.credential(st.credential.id);
+      if (!fresh) throw smtpError(530, '5.7.0', 'Authentication required');
+      if (senderDomain !== null && !isWithinDomain(senderDomain, fresh.domain)) {
+        throw smtpError(550, '5.7.1', `Sender address domain ${senderDomain} is not allowed for this credential`);
+      }
+      return fresh;
+    }
+    const byIp = store.tenants.ipCredentials().filter((c) => c.cidr && ipInCidr(session.remoteAddress, c.cidr));
+    if (!byIp.length) throw smtpError(530, '5.7.0', 'Authentication required');
+    const match = senderDomain === null ? byIp[0] : byIp.find((c) => isWithinDomain(senderDomain, c.domain));
+    if (!match) throw smtpError(550, '5.7.1', `Sender address domain ${senderDomain} is not allowed from this network`);
+    return match;
+  }
+
+  async function checkRate(cred: CredentialRow): Promise<void> {
+    if (!cred.rate_per_minute) return;
+    let entry = rates.get(cred.id);
+    if (!entry || entry.rate !== cred.rate_per_minute) {
+      entry = { rate: cred.rate_per_minute, limiter: new RateLimiterMemory({ points: cred.rate_per_minute, duration: 60 }) };
+      rates.set(cred.id, entry);
+    }
+    try {
+      await entry.limiter.consume(cred.id, 1);
+    } catch {
+      throw smtpError(451, '4.7.1', `Sending rate exceeded (${cred.rate_per_minute} messages/minute); try again later`);
+    }
+  }
+
+  const server = new SMTPServer({
+    secure: opts.secure,
+    key: opts.tls.key,
+    cert: opts.tls.cert,
+    name: config.hostname,
+    banner: 'relaygate ESMTP ready',
+    size: config.smtp.maxMessageSize,
+    rejectOversized: true,
+    maxRecipients: config.smtp.maxRecipients,
+    authMethods: ['PLAIN', 'LOGIN'],
+    // IP credentials send without AUTH; onMailFrom enforces "no credential, no mail".
+    authOptional: true,
+    // Checked in onAuth, where loopback can be exempted (smtp-server cannot).
+    allowInsecureAuth: true,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: true,
+    disableReverseLookup: true,
+    closeTimeout: config.smtp.closeTimeout,
+    socketTimeout: config.smtp.socketTimeout,
+    logger: false,
+    onAuth: (auth, session, cb) => {
+      onAuth(auth, session, cb).catch((e) => {
+        log.error({ err: e }, 'AUTH handler failed');
+        cb(smtpError(454, '4.7.0', 'Temporary authentication failure'));
+      });
+    },
+    onMailFrom: (address, session, cb) => {
+      (async () => {
+        const raw = address.address ?? '';
+        let senderDomain: string | null = null;
+        if (raw !== '') {
+          const parsed = parseAddress(raw);
+          if (!parsed) throw smtpError(501, '5.1.7', `Bad sender address syntax: ${raw.slice(0, 100)}`);
+          senderDomain = parsed.domain;
+        }
+        const cred = credentialFor(session, senderDomain);
+        await checkRate(cred);
+        state(session).credential = cred;
+      })().then(
+        () => cb(),
+        (e) => cb(e.responseCode ? e : smtpError(451, '4.3.0', 'Temporary failure, try again later')),
+      );
+    },
+    onRcptTo: (address, _session, cb) => {
+      if (!parseAddress(address.address ?? '')) {
+        return cb(smtpError(501, '5.1.3', `Bad recipient address syntax: ${(address.address ?? '').slice(0, 100)}`));
+      }
+      cb();
+    },
+    onData: (stream, session, cb) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      stream.on('data', (c: Buffer) => {
+        size += c.length;
+        // Past the limit smtp-server answers 552 itself; stop buffering the excess.
+        if (size <= config.smtp.maxMessageSize) chunks.push(c);
+      });
+      stream.on('error', (e) => log.warn({ err: e, session: session.id }, 'DATA stream error'));
+      stream.on('end', () => {
+        if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded || size > config.smtp.maxMessageSize) {
+          return cb(smtpError(552, '5.3.4', `Message exceeds fixed maximum message size ${config.smtp.maxMessageSize}`));
+        }
+        const cred = state(session).credential;
+        if (!cred) return cb(smtpError(530, '5.7.0', 'Authentication required'));
+        submit(deps, {
+          raw: Buffer.concat(chunks, size),
+          mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          recipients: session.envelope.rcptTo.map((r) => r.address),
+          sender: { credentialId: cred.id, domain: cred.domain },
+          source: 'smtp',
+        }).then(
+          (res) => cb(null, `2.0.0 Ok: queued as ${res.id}`),
+          (e) => {
+            if (isGatewayError(e)) {
+              log.info({ session: session.id, code: e.code }, `message refused: ${e.message}`);
+              return cb(toSmtp(e));
+            }
+            log.error({ err: e, session: session.id }, 'accept failed');
+            cb(smtpError(451, '4.3.0', 'Temporary failure, try again later'));
+          },
+        );
+      });
+    },
+    onClose: (session) => {
+      sessions.delete(session.id);
+    },
+  });
+  server.on('error', (e) => log.error({ err: e }, 'SMTP server error'));
+
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.server.address() as { port: number }).port;
+  log.info({ port, host: opts.host, secure: opts.secure }, 'SMTP listener started');
+  return {
+    server,
+    port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

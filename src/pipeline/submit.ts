@@ -62,6 +62,11 @@ const denied = (message: string) =>
   new GatewayError('sender_not_allowed', message, { smtp: 550, enhanced: '5.7.1', http: 403 });
 
 export function fromAddresses(fields: HeaderField[]): string[] {
+  // RFC 5322 §3.6: exactly one From. Checking only the first of two would let a second,
+  // foreign one through to readers that show the last.
+  if (fields.filter((f) => f.key === 'from').length > 1) {
+    throw new GatewayError('invalid_from', 'Message has more than one From header', { smtp: 550, enhanced: '5.6.0', http: 400 });
+  }
   const value = getHeader(fields, 'from');
   if (!value) {
     throw new GatewayError('missing_from', 'Message has no From header', { smtp: 550, enhanced: '5.6.0', http: 400 });

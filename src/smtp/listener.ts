@@ -169,13 +169,16 @@ export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOption
     onMailFrom: (address, session, cb) => {
       (async () => {
         const raw = address.address ?? '';
-        let senderDomain: string | null = null;
-        if (raw !== '') {
-          const parsed = parseAddress(raw);
-          if (!parsed) throw smtpError(501, '5.1.7', `Bad sender address syntax: ${raw.slice(0, 100)}`);
-          senderDomain = parsed.domain;
+        // SPEC §3: a credential sends only with an envelope sender in its own domain. The
+        // null sender (RFC 5321 §4.5.5) is for bounces and other non-delivery reports, which
+        // apps do not submit; accepting it would also send mail whose bounces reach no one.
+        if (raw === '') {
+          credentialFor(session, null);
+          throw smtpError(550, '5.7.1', 'A null envelope sender is not allowed; use an address in your sending domain');
         }
-        const cred = credentialFor(session, senderDomain);
+        const parsed = parseAddress(raw);
+        if (!parsed) throw smtpError(501, '5.1.7', `Bad sender address syntax: ${raw.slice(0, 100)}`);
+        const cred = credentialFor(session, parsed.domain);
         await checkRate(cred);
         state(session).credential = cred;
       })().then(

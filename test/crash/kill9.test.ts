@@ -1,0 +1,114 @@
+// Crash safety as a user would see it: the gateway runs as a child process and
+// is killed with SIGKILL; every message that got a 250 must still arrive.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { runCli, startChild, writeConfig, type GatewayChild } from '../helpers/child.js';
+import { startTestDns, type TestDns } from '../helpers/dns-server.js';
+import { freePort, startMxSink, submitMail, tempDir, type MxSink } from '../helpers/gateway.js';
+
+let dir: string;
+let dns: TestDns;
+let mxPort: number;
+let env: Record<string, string>;
+let cred: { username: string; password: string };
+const children: GatewayChild[] = [];
+
+before(async () => {
+  dir = tempDir('relaygate-crash-');
+  dns = await startTestDns();
+  mxPort = await freePort('127.0.0.7');
+  dns.set('dest.test', [{ type: 'MX', exchange: 'mx.dest.test', priority: 10 }]);
+  dns.set('mx.dest.test', [{ type: 'A', address: '127.0.0.7' }]);
+  env = {
+    RELAYGATE_CONFIG: writeConfig(dir, {
+      dataDir: path.join(dir, 'data'),
+      certsDir: path.join(dir, 'certs'),
+      hostname: 'relay.test',
+      smtp: { host: '127.0.0.1', port: 0 },
+      http: { host: '127.0.0.1', port: 0 },
+      dns: { servers: [dns.server] },
+      delivery: { mxPort, retrySchedule: ['200ms', '500ms'], pollInterval: '200ms' },
+      log: { level: 'info' },
+    }),
+  };
+  assert.equal((await runCli(['domain', 'add', 'example.test'], env)).code, 0);
+  cred = JSON.parse((await runCli(['credential', 'add', 'example.test', '--name', 'app', '--json'], env)).stdout);
+});
+
+after(async () => {
+  for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
+  await dns.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(): Promise<GatewayChild> {
+  const c = await startChild(env);
+  children.push(c);
+  return c;
+}
+
+async function kill9(c: GatewayChild): Promise<void> {
+  c.proc.kill('SIGKILL');
+  await c.exited;
+}
+
+const seqOf = (body: Buffer) => /^X-Test-Seq: (\S+)/m.exec(body.toString())?.[1];
+
+test('messages acknowledged with 250 and killed with SIGKILL an instant later are delivered once after restart', async () => {
+  // No MX yet: nothing can be delivered before the kill.
+  const gw = await start();
+  const acked: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const r = await submitMail({ port: gw.smtpPort, auth: { user: cred.username, pass: cred.password }, to: 'rcpt@dest.test', headers: { 'X-Test-Seq': `a${i}` } });
+    assert.match(r.response, /^250 2\.0\.0 Ok: queued as /);
+    acked.push(`a${i}`);
+  }
+  await kill9(gw);
+
+  const mx = await startMxSink('127.0.0.7', mxPort);
+  try {
+    await start();
+    await mx.waitFor(acked.length, 30_000);
+    await new Promise((r) => setTimeout(r, 1000)); // would-be duplicates have time to show
+    const seqs = mx.received.map((m) => seqOf(m.body));
+    assert.deepEqual([...seqs].sort(), [...acked].sort(), 'each acknowledged message exactly once');
+  } finally {
+    await kill9(children[children.length - 1]);
+    await mx.close();
+  }
+});
+
+test('a kill while the MX is receiving loses nothing: the delivery is retried after restart', async () => {
+  let stall = true;
+  let sawData!: () => void;
+  const dataSeen = new Promise<void>((r) => (sawData = r));
+  const mx: MxSink = await startMxSink('127.0.0.7', mxPort, {
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        if (stall) {
+          sawData();
+          return; // never answer: the gateway dies mid-transaction
+        }
+        mx.received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), body: Buffer.concat(chunks), at: Date.now() });
+        cb();
+      });
+    },
+  });
+  try {
+    const gw = await start();
+    await submitMail({ port: gw.smtpPort, auth: { user: cred.username, pass: cred.password }, to: 'rcpt@dest.test', headers: { 'X-Test-Seq': 'b1' } });
+    await Promise.race([dataSeen, new Promise((_, rej) => setTimeout(() => rej(new Error('MX never saw DATA')), 15_000))]);
+    await kill9(gw);
+    stall = false;
+    await start();
+    const got = await mx.waitFor(1, 30_000);
+    assert.equal(seqOf(got[0].body), 'b1');
+  } finally {
+    await kill9(children[children.length - 1]);
+    await mx.close();
+  }
+});

@@ -24,7 +24,7 @@ export interface TrackingDeps {
 }
 
 /** 43-byte transparent 1×1 GIF89a. */
-export const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
+export const PIXEL = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64');
 const TOKEN_RE = /^[A-Za-z0-9_-]{22}$/;
 const SCANNER_WINDOW_MS = 5000;
 

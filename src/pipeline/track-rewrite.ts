@@ -19,6 +19,8 @@ export interface RewriteOptions {
   clickUrl: (link: { index: number; url: string }) => string;
   /** Links equal to this (or to the `{{unsubscribe}}` placeholder) are never tracked. */
   unsubscribeUrl?: string;
+  /** When set, `href="{{unsubscribe}}"` is replaced with this URL (the recipient's one-click page). */
+  unsubscribeHref?: string;
   /**
    * Set only when `html` is a "binary" string (one char per byte, as handed out by
    * rewriteHtmlParts with `binary: true`): the charset of those bytes. Href values are then
@@ -188,12 +190,16 @@ export function rewriteHtml(
     }
     // HTML keeps the first of duplicate attributes.
     const href = tag.attrs.find((a) => a.name === 'href');
-    if (notrack.length > 0 || !opts.clicks || !href || href.valueStart < 0) return;
+    if (notrack.length > 0 || !href || href.valueStart < 0) return;
     const raw = html.slice(href.valueStart, href.valueEnd);
     const decoded = decodeBytes(raw, opts.charset);
     if (decoded === null) return;
     const url = cleanUrl(decodeHTMLAttribute(decoded));
-    if (!HTTP_URL.test(url) || isUnsubscribe(url)) return;
+    if (UNSUBSCRIBE_PLACEHOLDER.test(url) && opts.unsubscribeHref !== undefined) {
+      edits.push({ start: href.valueStart, end: href.valueEnd, text: writeValue(opts.unsubscribeHref, href.quote) });
+      return;
+    }
+    if (!opts.clicks || !HTTP_URL.test(url) || isUnsubscribe(url)) return;
     const index = links.length;
     links.push({ index, url });
     const text = writeValue(opts.clickUrl({ index, url }), href.quote);

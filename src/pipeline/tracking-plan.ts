@@ -22,7 +22,7 @@ export interface TrackingPlan {
 
 // Placeholders cannot occur in real HTML: C0 controls are not allowed in documents we rewrite.
 const MARK = '\u0001';
-const PLACEHOLDER = /\u0001([co])(\d*)\u0001/g;
+const PLACEHOLDER = /\u0001([cou])(\d*)\u0001/g;
 
 /** Charsets whose bytes the rewriter sees as a latin1 "binary" string (see mime-parts). */
 const decodedInJs = (charset: string) => /^(iso-2022|utf-16|utf-32|ucs-2)/i.test(charset);
@@ -38,24 +38,35 @@ export function prepareTracking(base: Buffer, flags: Set<TrackFlag>, opts: Track
   const opens = flags.has('opens');
   const clicks = flags.has('clicks');
   const unsubscribe = flags.has('unsubscribe');
-  const templates: string[] = [];
+  /** One entry per HTML part, in order; null where the part needs no per-recipient copy. */
+  const templates: (string | null)[] = [];
   const links: string[] = [];
 
-  if (opens || clicks) {
+  let unsubscribeLink = false;
+  // `href="{{unsubscribe}}"` is honoured even with tracking off: the sender asked for the link.
+  // The byte test is only a shortcut; a base64 HTML part hides it, so unsubscribe forces a parse.
+  if (opens || clicks || unsubscribe || base.includes('unsubscribe}}')) {
     rewriteHtmlParts(base, (html, ctx) => {
       const offset = links.length;
       const out = rewriteHtml(html, {
         clicks,
         openPixelUrl: opens ? `${opts.baseUrl}/t/o/${MARK}o${MARK}` : undefined,
         clickUrl: ({ index }) => `${opts.baseUrl}/t/c/${MARK}c${offset + index}${MARK}`,
+        unsubscribeHref: `${opts.baseUrl}/t/u/${MARK}u${MARK}`,
       });
+      if (out.html === html) {
+        templates.push(null);
+        return html;
+      }
+      if (out.html.includes(`${MARK}u${MARK}`)) unsubscribeLink = true;
       for (const l of out.links) links[offset + l.index] = realUrl(l.url, ctx.charset);
       templates.push(out.html);
       return out.html;
     });
   }
 
-  const perRecipient = templates.length > 0 || unsubscribe;
+  const templated = templates.some((t) => t !== null);
+  const perRecipient = templated || unsubscribe;
   return {
     perRecipient,
     render(email: string) {
@@ -67,21 +78,25 @@ export function prepareTracking(base: Buffer, flags: Set<TrackFlag>, opts: Track
         return token;
       });
       let openToken: string | null = null;
+      const unsubToken = unsubscribe || unsubscribeLink ? newToken() : null;
       let message = base;
-      if (templates.length) {
+      if (templated) {
         let part = 0;
-        message = rewriteHtmlParts(base, () =>
-          templates[part++].replace(PLACEHOLDER, (_m, kind: string, n: string) => {
+        message = rewriteHtmlParts(base, (html) => {
+          const template = templates[part++];
+          if (template === null || template === undefined) return html;
+          return template.replace(PLACEHOLDER, (_m, kind: string, n: string) => {
             if (kind === 'c') return linkTokens[Number(n)];
+            if (kind === 'u') return unsubToken!;
             openToken ??= newToken();
             return openToken;
-          }),
-        ).message;
+          });
+        }).message;
         if (openToken) tokens.push({ token: openToken, kind: 'o' });
       }
+      if (unsubToken) tokens.push({ token: unsubToken, kind: 'u' });
       if (unsubscribe) {
-        const token = newToken();
-        tokens.push({ token, kind: 'u' });
+        const token = unsubToken!;
         const { fields, body } = splitMessage(message);
         const kept = fields.filter((f) => f.key !== 'list-unsubscribe' && f.key !== 'list-unsubscribe-post');
         const targets = [`<${opts.baseUrl}/t/u/${token}>`];

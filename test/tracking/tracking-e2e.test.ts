@@ -147,3 +147,19 @@ test('X-Relaygate-Track: none sends the HTML untouched', async () => {
   assert.equal(tokens(p.html as string, 'o').length, 0);
   assert.ok(!/^X-Relaygate-/im.test(mail.body.toString()), 'control headers are stripped');
 });
+
+test('href="{{unsubscribe}}" becomes the recipient\'s own one-click page, never a click redirect', async () => {
+  const before = mx.received.length;
+  const html = '<html><body><a href="https://shop.test/">shop</a> <a href="{{unsubscribe}}">Unsubscribe</a></body></html>';
+  await submitMail({ port: t.smtpPort, auth, to: ['ivy@dest.test', 'jon@dest.test'], html });
+  await mx.waitFor(before + 2);
+  const bodies = await Promise.all(mx.received.slice(before).map((m) => simpleParser(m.body)));
+  const all = bodies.map((p) => p.html as string).join('\n');
+  const unsub = tokens(all, 'u');
+  assert.equal(unsub.length, 2, 'one unsubscribe link per recipient');
+  assert.notEqual(unsub[0], unsub[1]);
+  assert.equal(tokens(all, 'c').length, 2, 'only the shop link is click-tracked');
+  assert.ok(!all.includes('{{unsubscribe}}'));
+  const page = await fetch(`${t.httpUrl}/t/u/${unsub[0]}`);
+  assert.equal(page.status, 200);
+});

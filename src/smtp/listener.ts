@@ -7,6 +7,7 @@ import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import { PasswordCache } from '../auth/password.js';
 import { GatewayError, isGatewayError } from '../errors.js';
+import { createSpool, type Spooled } from '../pipeline/spool.js';
 import { submit, type PipelineDeps } from '../pipeline/submit.js';
 import type { CredentialRow } from '../store/tenants.js';
 import { isWithinDomain, parseAddress } from '../util/address.js';
@@ -72,6 +73,10 @@ export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOption
     duration: Math.max(1, Math.round(config.smtp.authFailureWindow / 1000)),
   });
   const rates = new Map<string, { rate: number; limiter: RateLimiterMemory }>();
+  const spool = createSpool(config.dataDir);
+  // Left by a process that died mid-DATA; an hour is far beyond any live transfer.
+  const swept = spool.sweep(3_600_000);
+  if (swept) log.warn({ files: swept }, 'removed stale spool files');
 
   const state = (s: SMTPServerSession) => {
     let st = sessions.get(s.id);
@@ -193,38 +198,52 @@ export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOption
       cb();
     },
     onData: (stream, session, cb) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      stream.on('data', (c: Buffer) => {
-        size += c.length;
-        // Past the limit smtp-server answers 552 itself; stop buffering the excess.
-        if (size <= config.smtp.maxMessageSize) chunks.push(c);
-      });
-      stream.on('error', (e) => log.warn({ err: e, session: session.id }, 'DATA stream error'));
-      stream.on('end', () => {
-        if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded || size > config.smtp.maxMessageSize) {
-          return cb(smtpError(552, '5.3.4', `Message exceeds fixed maximum message size ${config.smtp.maxMessageSize}`));
+      const limit = config.smtp.maxMessageSize;
+      const tooLarge = () => smtpError(552, '5.3.4', `Message exceeds fixed maximum message size ${limit}`);
+      const tempFail = () => smtpError(451, '4.3.0', 'Temporary failure, try again later');
+      let spooled: Spooled | undefined;
+      const accept = async () => {
+        spooled = await spool.receive(stream, limit);
+        // Past the limit smtp-server answers 552 itself; the reply here says the same.
+        if (spooled.oversize || (stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) throw tooLarge();
+        if (spooled.writeError) {
+          log.error({ err: spooled.writeError, session: session.id }, 'spooling DATA failed');
+          throw tempFail();
         }
         const cred = state(session).credential;
-        if (!cred) return cb(smtpError(530, '5.7.0', 'Authentication required'));
-        submit(deps, {
-          raw: Buffer.concat(chunks, size),
+        if (!cred) throw smtpError(530, '5.7.0', 'Authentication required');
+        return submit(deps, {
+          raw: await spool.read(spooled),
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           recipients: session.envelope.rcptTo.map((r) => r.address),
           sender: { credentialId: cred.id, domain: cred.domain },
           source: 'smtp',
-        }).then(
-          (res) => cb(null, `2.0.0 Ok: queued as ${res.id}`),
-          (e) => {
-            if (isGatewayError(e)) {
-              log.info({ session: session.id, code: e.code }, `message refused: ${e.message}`);
-              return cb(toSmtp(e));
-            }
-            log.error({ err: e, session: session.id }, 'accept failed');
-            cb(smtpError(451, '4.3.0', 'Temporary failure, try again later'));
-          },
-        );
-      });
+        });
+      };
+      const reply = (e: any): SmtpError => {
+        if (e?.responseCode) return e;
+        if (isGatewayError(e)) {
+          log.info({ session: session.id, code: e.code }, `message refused: ${e.message}`);
+          return toSmtp(e);
+        }
+        // The client went away mid-DATA: there is nobody left to answer.
+        if (e?.code !== 'ECONNECTION' && e?.code !== 'ERR_STREAM_PREMATURE_CLOSE') log.error({ err: e, session: session.id }, 'accept failed');
+        return tempFail();
+      };
+      // The spool file is gone before the reply is sent, whatever the outcome.
+      const removeSpool = async () => {
+        if (spooled) await spool.remove(spooled).catch((e) => log.warn({ err: e }, 'removing spool file failed'));
+      };
+      accept().then(
+        async (res) => {
+          await removeSpool();
+          cb(null, `2.0.0 Ok: queued as ${res.id}`);
+        },
+        async (e) => {
+          await removeSpool();
+          cb(reply(e));
+        },
+      );
     },
     onClose: (session) => {
       sessions.delete(session.id);

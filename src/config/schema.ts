@@ -80,12 +80,20 @@ export const configSchema = z
         concurrency: z.coerce.number().int().positive().default(50),
         perDomainConcurrency: z.coerce.number().int().positive().default(5),
         tls: z.enum(['opportunistic', 'required']).default('opportunistic'),
+        // A smarthost instead of direct MX: "host:port" or { host, port, auth }.
         relayHost: z
-          .strictObject({
+          .preprocess(
+            (v) => {
+              if (typeof v !== 'string') return v;
+              const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(v.trim());
+              return m ? { host: m[1].replace(/^\[|\]$/g, ''), ...(m[2] ? { port: m[2] } : {}) } : v;
+            },
+            z.strictObject({
             host: z.string().min(1),
             port: port.default(25),
-            auth: z.strictObject({ user: z.string(), pass: z.string() }).optional(),
-          })
+              auth: z.strictObject({ user: z.string(), pass: z.string() }).optional(),
+            }),
+          )
           .nullable()
           .default(null),
         connectTimeout: duration.prefault('15s'),

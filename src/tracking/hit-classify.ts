@@ -26,7 +26,7 @@ export interface HitClass {
   ua: { browser?: string; os?: string; device?: string };
 }
 
-/** A click sooner than this after delivery is a gateway scanning the mail in transit. */
+/** Clicks on several links sooner than this after delivery are a gateway scanning the mail in transit. */
 export const MIN_HUMAN_CLICK_DELAY_MS = 2000;
 /** Distinct links one recipient hits within the caller's window before we call it a scanner. */
 export const BURST_DISTINCT_LINKS = 3;
@@ -127,16 +127,17 @@ export function classifyHit(input: HitInput): HitClass {
 
   if (input.kind === 'click') {
     const sinceDelivery = input.deliveredAt === undefined ? Infinity : input.at - input.deliveredAt;
-    if (sinceDelivery < MIN_HUMAN_CLICK_DELAY_MS) {
+    const distinct = new Set([...(input.priorClickLinkIndexes ?? []), ...(input.linkIndex === undefined ? [] : [input.linkIndex])]);
+    // A scanner opens every link as the mail arrives. One quick click alone is a reader who
+    // had the mail open (or a test): flagging it would hide real clicks, so the timing signal
+    // needs a second link in the same seconds, or a proxy/scanner UA, to count.
+    if (sinceDelivery < MIN_HUMAN_CLICK_DELAY_MS && (distinct.size >= 2 || isBot || isProxy)) {
       isBot = true;
       reasons.push('click-too-soon-after-delivery');
     }
-    if (input.linkIndex !== undefined && input.priorClickLinkIndexes?.length) {
-      const distinct = new Set([...input.priorClickLinkIndexes, input.linkIndex]);
-      if (distinct.size >= BURST_DISTINCT_LINKS) {
-        isBot = true;
-        reasons.push('multi-link-burst');
-      }
+    if (distinct.size >= BURST_DISTINCT_LINKS) {
+      isBot = true;
+      reasons.push('multi-link-burst');
     }
   }
 

@@ -114,14 +114,16 @@ test('an empty or blank user agent is a bot', () => {
   }
 });
 
-test('a click sooner than ~2 s after delivery is a scanner; later, or an open, is not', () => {
-  const early = classifyHit(hit({ kind: 'click', at: T0 + 800 }));
+test('clicks on two links sooner than ~2 s after delivery are a scanner; one quick click, later clicks or opens are not', () => {
+  const early = classifyHit(hit({ kind: 'click', at: T0 + 800, linkIndex: 1, priorClickLinkIndexes: [0] }));
   assert.deepEqual([early.isBot, early.reason], [true, 'click-too-soon-after-delivery']);
-  const edge = classifyHit(hit({ kind: 'click', at: T0 + MIN_HUMAN_CLICK_DELAY_MS - 1 }));
+  const edge = classifyHit(hit({ kind: 'click', at: T0 + MIN_HUMAN_CLICK_DELAY_MS - 1, linkIndex: 1, priorClickLinkIndexes: [0] }));
   assert.equal(edge.isBot, true);
-  const beforeDelivery = classifyHit(hit({ kind: 'click', at: T0 - 50 }));
-  assert.equal(beforeDelivery.isBot, true, 'a click before our delivered timestamp is a gateway too');
-  assert.equal(classifyHit(hit({ kind: 'click', at: T0 + MIN_HUMAN_CLICK_DELAY_MS })).isBot, false);
+  const beforeDelivery = classifyHit(hit({ kind: 'click', at: T0 - 50, linkIndex: 1, priorClickLinkIndexes: [0] }));
+  assert.equal(beforeDelivery.isBot, true, 'clicks before our delivered timestamp are a gateway too');
+  assert.equal(classifyHit(hit({ kind: 'click', at: T0 + 800, linkIndex: 0 })).isBot, false, 'a single quick click is a reader');
+  assert.equal(classifyHit(hit({ kind: 'click', at: T0 + 800, linkIndex: 0, priorClickLinkIndexes: [0] })).isBot, false, 'the same link twice is a reader');
+  assert.equal(classifyHit(hit({ kind: 'click', at: T0 + MIN_HUMAN_CLICK_DELAY_MS, linkIndex: 1, priorClickLinkIndexes: [0] })).isBot, false);
   assert.equal(classifyHit(hit({ kind: 'open', at: T0 + 100 })).isBot, false);
   assert.equal(classifyHit(hit({ kind: 'click', deliveredAt: undefined, at: T0 })).isBot, false);
 });

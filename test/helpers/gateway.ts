@@ -10,7 +10,7 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import nodemailer from 'nodemailer';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load.js';
-import type { Config } from '../../src/config/schema.js';
+import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { startTestDns, type TestDns } from './dns-server.js';
 
@@ -49,7 +49,7 @@ function merge(base: any, over: any): any {
 }
 
 /** The config a test gateway runs with: loopback only, fast retries, test DNS. */
-export function testConfigInput(dnsServer: string, mxPort: number, dataDir: string, extra: DeepPartial<Config> = {}): unknown {
+export function testConfigInput(dnsServer: string, mxPort: number, dataDir: string, extra: DeepPartial<ConfigInput> = {}): unknown {
   return merge(
     {
       dataDir,
@@ -72,7 +72,7 @@ export function testConfigInput(dnsServer: string, mxPort: number, dataDir: stri
   );
 }
 
-export async function startTestGateway(extra: DeepPartial<Config> = {}, opts: { dns?: TestDns; dataDir?: string; mxPort?: number } = {}): Promise<TestGateway> {
+export async function startTestGateway(extra: DeepPartial<ConfigInput> = {}, opts: { dns?: TestDns; dataDir?: string; mxPort?: number } = {}): Promise<TestGateway> {
   const dns = opts.dns ?? (await startTestDns());
   const dataDir = opts.dataDir ?? tempDir();
   const mxPort = opts.mxPort ?? (await freePort());
@@ -212,11 +212,13 @@ export async function submitMail(o: SendOptions): Promise<{ response: string; id
 }
 
 /** Poll `fn` until it returns a truthy value or time runs out. */
-export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 15_000, everyMs = 25): Promise<NonNullable<T>> {
+type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
+
+export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 15_000, everyMs = 25): Promise<Truthy<T>> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v as NonNullable<T>;
+    if (v) return v as Truthy<T>;
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }

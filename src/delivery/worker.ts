@@ -118,7 +118,9 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     const first = group[0];
     const domain = first.rcpt_domain;
     const started = now();
-    const deadline = first.created_at + config.delivery.maxAge;
+    // maxAge runs from acceptance, or for a scheduled message from when it became due:
+    // otherwise one scheduled further ahead than maxAge would expire unattempted.
+    const deadline = Math.max(first.created_at, first.send_at ?? 0) + config.delivery.maxAge;
     const outcome = (r: ClaimedRecipient, status: AttemptOutcome['status'], reply: string, extra: Partial<AttemptOutcome> = {}): AttemptOutcome => ({
       recipientId: r.id,
       status,

@@ -79,6 +79,8 @@ export interface RecipientRow {
 export interface ClaimedRecipient extends RecipientRow {
   mail_from: string;
   created_at: number;
+  /** When a scheduled message became due; null when it was sent at once. */
+  send_at: number | null;
   msg_domain: string;
 }
 
@@ -136,7 +138,7 @@ export class QueueStore {
         'INSERT INTO tracking_tokens (token, kind, message_id, recipient_id, link_index, url) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       due: p(
-        `SELECT r.*, m.mail_from, m.created_at, m.domain AS msg_domain FROM recipients r JOIN messages m ON m.id = r.message_id
+        `SELECT r.*, m.mail_from, m.created_at, m.send_at, m.domain AS msg_domain FROM recipients r JOIN messages m ON m.id = r.message_id
          WHERE r.next_attempt_at <= ? AND (r.lease_until IS NULL OR r.lease_until < ?)
            AND r.rcpt_domain NOT IN (SELECT value FROM json_each(?))
          ORDER BY r.next_attempt_at LIMIT ?`,

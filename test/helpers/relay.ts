@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { addCredential } from '../../src/auth/credentials.js';
-import type { Config } from '../../src/config/schema.js';
+import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { createDomainService } from '../../src/domains/service.js';
 import type { RecipientRow } from '../../src/store/queue.js';
 import { startTestGateway, until, type TestGateway } from './gateway.js';
@@ -24,10 +24,11 @@ export interface RelayFixture {
   stop(): Promise<void>;
 }
 
-type Extra = Parameters<typeof startTestGateway>[0];
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object | undefined ? DeepPartial<NonNullable<T[K]>> | T[K] : T[K] };
 
-export async function startRelay(extra: Extra = {}): Promise<RelayFixture> {
-  const t = await startTestGateway(extra);
+/** `extra` is config input (durations as '300ms'), parsed like gateway.config.ts. */
+export async function startRelay(extra: DeepPartial<ConfigInput> = {}): Promise<RelayFixture> {
+  const t = await startTestGateway(extra as Parameters<typeof startTestGateway>[0]);
   createDomainService({ config: t.config, store: t.gw.store }).add(DOMAIN);
   const cred = (await addCredential(t.gw.store, DOMAIN, {})) as { id: string; username: string; password: string };
   const store = t.gw.store;

@@ -22,6 +22,8 @@ export interface Store {
   idempotency: {
     get(apiKeyId: string, key: string, since: number): { status: number; response: string } | undefined;
     put(apiKeyId: string, key: string, status: number, response: string, now: number): void;
+    /** Forgets records created before `before`. */
+    prune(before: number): number;
   };
   healthy(): boolean;
   close(): void;
@@ -39,6 +41,7 @@ export function openStore(dataDir: string): Store {
      ON CONFLICT (api_key_id, key) DO UPDATE SET status = excluded.status, response = excluded.response,
        created_at = excluded.created_at`,
   );
+  const idemPrune = db.prepare('DELETE FROM idempotency WHERE created_at < ?');
   const ping = db.prepare('SELECT 1 AS ok');
   return {
     db,
@@ -52,6 +55,7 @@ export function openStore(dataDir: string): Store {
     idempotency: {
       get: (k, key, since) => idemGet.get(k, key, since) as { status: number; response: string } | undefined,
       put: (k, key, status, response, now) => void idemPut.run(k, key, status, response, now),
+      prune: (before) => idemPrune.run(before).changes,
     },
     healthy: () => {
       try {

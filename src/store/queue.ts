@@ -154,6 +154,7 @@ export class QueueStore {
       ),
       message: p('SELECT * FROM messages WHERE id = ?'),
       recipientsOf: p('SELECT * FROM recipients WHERE message_id = ? ORDER BY id'),
+      recipientsOfMany: p('SELECT * FROM recipients WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY id'),
       pending: p(
         `SELECT count(*) AS n, min(m.created_at) AS oldest FROM recipients r JOIN messages m ON m.id = r.message_id
          WHERE r.next_attempt_at IS NOT NULL`,
@@ -284,6 +285,12 @@ export class QueueStore {
     return this.s.recipientsOf.all(messageId) as RecipientRow[];
   }
 
+  /** Recipients of several messages in one query (a page of the message list). */
+  recipientsOfMessages(messageIds: string[]): RecipientRow[] {
+    if (!messageIds.length) return [];
+    return this.s.recipientsOfMany.all(JSON.stringify(messageIds)) as RecipientRow[];
+  }
+
   listMessages(f: MessageFilter): { rows: MessageRow[]; total: number } {
     const where: string[] = [];
     const args: unknown[] = [];
@@ -294,7 +301,8 @@ export class QueueStore {
     if (f.status || f.recipient) {
       const cond = ['r.message_id = m.id'];
       if (f.status) (cond.push('r.status = ?'), args.push(f.status));
-      if (f.recipient) (cond.push('r.email = ?'), args.push(f.recipient.toLowerCase()));
+      // Local parts keep their case as submitted; the domain is stored lowercase.
+      if (f.recipient) (cond.push('r.email IN (?, ?)'), args.push(f.recipient, f.recipient.toLowerCase()));
       where.push(`EXISTS (SELECT 1 FROM recipients r WHERE ${cond.join(' AND ')})`);
     }
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';

@@ -103,13 +103,20 @@ function domainCommands(program: Command): void {
     .command('set <name>')
     .description('change domain settings')
     .option('--tracking-host <host>', 'CNAME host for tracking links ("" to remove)')
+    .option('--track <list>', 'tracking for this domain\'s mail: none, a list of opens,clicks,unsubscribe, or default (config)')
     .option('--json', 'print JSON')
-    .action((name: string, o: JsonFlag & { trackingHost?: string }) =>
+    .action((name: string, o: JsonFlag & { trackingHost?: string; track?: string }) =>
       withStore(program, ({ domains }) => {
-        if (o.trackingHost === undefined) throw new GatewayError('nothing_to_set', 'nothing to change: give --tracking-host HOST');
-        const d = domains.setTrackingHost(name, o.trackingHost || null);
+        if (o.trackingHost === undefined && o.track === undefined) {
+          throw new GatewayError('nothing_to_set', 'nothing to change: give --tracking-host HOST and/or --track LIST');
+        }
+        let d = o.track !== undefined ? domains.setTrack(name, o.track) : domains.get(name);
+        if (o.trackingHost !== undefined) d = domains.setTrackingHost(name, o.trackingHost || null);
         if (o.json) return printJson(d);
-        printLines([`${d.domain}: tracking host ${d.tracking_host ?? '(none)'}`, ...recordLines(d.records)]);
+        printLines([
+          `${d.domain}: tracking ${d.track ?? 'from config'}, tracking host ${d.tracking_host ?? '(none)'}`,
+          ...recordLines(d.records),
+        ]);
       }),
     );
 

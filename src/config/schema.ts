@@ -108,6 +108,8 @@ export const configSchema = z
         opens: z.boolean().default(true),
         clicks: z.boolean().default(true),
         unsubscribe: z.boolean().default(false),
+        // Also rewrite bare URLs in text/plain parts. Off: the reader sees the tracking URL there.
+        textLinks: z.boolean().default(false),
         secret: z.string().min(16).nullable().default(null),
         unsubscribeMailto: z.string().nullable().default(null),
       })

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { generateDkimKey, type DkimAlgorithm } from '../dkim/keys.js';
 import { GatewayError } from '../errors.js';
+import { parseTrack } from '../pipeline/control-headers.js';
 import type { Store } from '../store/index.js';
 import type { DkimKeyRow, DomainRow } from '../store/tenants.js';
 import { normaliseDomain } from '../util/address.js';
@@ -75,6 +76,7 @@ export function createDomainService(deps: DomainServiceDeps) {
       verified: d.verified === 1,
       verified_at: d.verified_at ? new Date(d.verified_at).toISOString() : null,
       tracking_host: d.tracking_host,
+      track: d.track,
       tracking_host_verified: d.tracking_verified === 1,
       dkim: keys.map((k) => ({
         selector: k.selector,
@@ -121,6 +123,18 @@ export function createDomainService(deps: DomainServiceDeps) {
     remove(name: string): boolean {
       const d = requireDomain(name);
       return store.tenants.removeDomain(d.name);
+    },
+
+    /** Tracking default for the domain's mail: 'none', a list of opens/clicks/unsubscribe, or null for config. */
+    setTrack(name: string, track: string | null) {
+      const d = requireDomain(name);
+      let value: string | null = null;
+      if (track !== null && track.trim().toLowerCase() !== 'default') {
+        const flags = parseTrack(track, 'track');
+        value = flags.size ? [...flags].join(',') : 'none';
+      }
+      store.tenants.setTrack(d.id, value);
+      return describe(requireDomain(name));
     },
 
     setTrackingHost(name: string, host: string | null) {

@@ -26,6 +26,8 @@ export interface HtmlPartContext {
    * (charsets that are not ASCII-compatible: UTF-16/32, UTF-7).
    */
   binary: boolean;
+  /** `text/html`, or `text/plain` when plain parts were asked for. */
+  type: string;
 }
 
 export type HtmlRewriter = (html: string, ctx: HtmlPartContext) => string;
@@ -191,6 +193,7 @@ interface HtmlNode {
   end: number;
   fields: HeaderField[];
   charset?: string;
+  type: string;
 }
 
 function collectHtmlNodes(
@@ -199,6 +202,7 @@ function collectHtmlNodes(
   end: number,
   depth: number,
   out: HtmlNode[],
+  types: readonly string[],
 ): void {
   const { headerEnd, bodyStart } = locateBody(buf, start, end);
   const fields = parseHeaderRegion(buf, start, headerEnd);
@@ -207,17 +211,17 @@ function collectHtmlNodes(
     const boundary = ct.params.get('boundary');
     if (!boundary || depth >= MAX_DEPTH) return;
     for (const [ps, pe] of splitMultipart(buf, bodyStart, end, boundary)) {
-      collectHtmlNodes(buf, ps, pe, depth + 1, out);
+      collectHtmlNodes(buf, ps, pe, depth + 1, out, types);
     }
     return;
   }
   // message/rfc822 and friends are someone else's message: never descended.
-  if (ct.type !== 'text/html' || bodyStart >= end) return;
+  if (!types.includes(ct.type) || bodyStart >= end) return;
   const disposition = parseStructured(fieldValue(fields, 'content-disposition') ?? '');
   if (disposition.type === 'attachment') return;
   // An HTML file attached without a disposition still carries a name; it is a file, not the body.
   if (!disposition.type && ct.params.has('name')) return;
-  out.push({ headerEnd, bodyStart, end, fields, charset: ct.params.get('charset') });
+  out.push({ headerEnd, bodyStart, end, fields, charset: ct.params.get('charset'), type: ct.type });
 }
 
 export function qpDecode(body: Buffer): Buffer {
@@ -354,7 +358,7 @@ function rewriteNode(buf: Buffer, node: HtmlNode, fn: HtmlRewriter, splices: Spl
   else if (['7bit', '8bit', 'binary', ''].includes(cte)) bytes = body;
   else return false; // x-uuencode and the like: we cannot re-encode it faithfully
 
-  const charset = (node.charset || sniffCharset(bytes) || 'utf-8').trim().toLowerCase();
+  const charset = (node.charset || (node.type === 'text/html' ? sniffCharset(bytes) : undefined) || 'utf-8').trim().toLowerCase();
   const binary = !ASCII_INCOMPATIBLE.test(charset);
   let html: string;
   let codec = charset;
@@ -368,7 +372,7 @@ function rewriteNode(buf: Buffer, node: HtmlNode, fn: HtmlRewriter, splices: Spl
     bom = withBom.charCodeAt(0) === 0xfeff;
     html = bom ? withBom.slice(1) : withBom;
   }
-  const next = fn(html, { charset, binary });
+  const next = fn(html, { charset, binary, type: node.type });
   if (next === html) return true;
   const newBytes = binary
     ? binaryToBytes(next, charset)
@@ -411,10 +415,12 @@ function rewriteNode(buf: Buffer, node: HtmlNode, fn: HtmlRewriter, splices: Spl
 export function rewriteHtmlParts(
   message: Buffer,
   fn: HtmlRewriter,
+  /** Part types to hand over; text/plain is only for the optional text-link tracking. */
+  types: readonly string[] = ['text/html'],
 ): { message: Buffer; htmlParts: number } {
   const nodes: HtmlNode[] = [];
   try {
-    collectHtmlNodes(message, 0, message.length, 0, nodes);
+    collectHtmlNodes(message, 0, message.length, 0, nodes, types);
   } catch {
     return { message, htmlParts: 0 };
   }

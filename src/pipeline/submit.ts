@@ -11,7 +11,7 @@ import type { NewMessage } from '../store/queue.js';
 import type { DomainRow } from '../store/tenants.js';
 import { isWithinDomain, parseAddress } from '../util/address.js';
 import { newId } from '../util/ids.js';
-import { isControlHeader, readControls, type Controls, type TrackFlag } from './control-headers.js';
+import { isControlHeader, parseTrack, readControls, type Controls, type TrackFlag } from './control-headers.js';
 import { getHeader, joinMessage, splitMessage, type HeaderField } from './headers.js';
 import { normalizeLineEndings } from './normalize.js';
 import { prepareTracking } from './tracking-plan.js';
@@ -121,7 +121,7 @@ export async function submit(deps: PipelineDeps, sub: Submission): Promise<Accep
   if (!getHeader(kept, 'date')) prepend.push(`Date: ${new Date(now).toUTCString().replace('GMT', '+0000')}`);
   const base = joinMessage(kept, body, prepend);
 
-  const flags = trackFlags(config, controls);
+  const flags = trackFlags(config, domain, controls);
   const recipients = sub.recipients.map((email) => {
     const parsed = parseAddress(email)!;
     const suppressed = store.tenants.isSuppressed(domain.name, parsed.address);
@@ -133,6 +133,7 @@ export async function submit(deps: PipelineDeps, sub: Submission): Promise<Accep
   const plan = prepareTracking(base, flags, {
     baseUrl: trackingBase(config, domain),
     unsubscribeMailto: config.tracking.unsubscribeMailto,
+    textLinks: config.tracking.textLinks,
   });
 
   const bodies: Buffer[] = [];
@@ -197,8 +198,10 @@ export async function submit(deps: PipelineDeps, sub: Submission): Promise<Accep
   return { id, recipients: msg.recipients.map((r) => ({ email: r.email, status: r.status })) };
 }
 
-function trackFlags(config: Config, controls: Controls): Set<TrackFlag> {
+/** Most specific wins: the message's own setting, then the domain's, then config. */
+function trackFlags(config: Config, domain: DomainRow, controls: Controls): Set<TrackFlag> {
   if (controls.track) return controls.track;
+  if (domain.track !== null) return parseTrack(domain.track, 'domain track setting');
   const s = new Set<TrackFlag>();
   if (config.tracking.opens) s.add('opens');
   if (config.tracking.clicks) s.add('clicks');

@@ -7,11 +7,14 @@ import type { NewToken } from '../store/queue.js';
 import type { TrackFlag } from './control-headers.js';
 import { joinMessage, splitMessage } from './headers.js';
 import { rewriteHtmlParts } from './mime-parts.js';
+import { rewriteTextLinks } from './text-links.js';
 import { rewriteHtml } from './track-rewrite.js';
 
 export interface TrackingOptions {
   baseUrl: string;
   unsubscribeMailto?: string | null;
+  /** Also track http(s) URLs in text/plain parts. */
+  textLinks?: boolean;
 }
 
 export interface TrackingPlan {
@@ -41,6 +44,7 @@ export function prepareTracking(base: Buffer, flags: Set<TrackFlag>, opts: Track
   /** One entry per HTML part, in order; null where the part needs no per-recipient copy. */
   const templates: (string | null)[] = [];
   const links: string[] = [];
+  const textLinks = flags.has('clicks') && opts.textLinks === true;
 
   let unsubscribeLink = false;
   // `href="{{unsubscribe}}"` is honoured even with tracking off: the sender asked for the link.
@@ -48,10 +52,17 @@ export function prepareTracking(base: Buffer, flags: Set<TrackFlag>, opts: Track
   if (opens || clicks || unsubscribe || base.includes('unsubscribe}}')) {
     rewriteHtmlParts(base, (html, ctx) => {
       const offset = links.length;
+      const clickUrl = ({ index }: { index: number }) => `${opts.baseUrl}/t/c/${MARK}c${offset + index}${MARK}`;
+      if (ctx.type === 'text/plain') {
+        const out = rewriteTextLinks(html, { clickUrl });
+        for (const l of out.links) links[offset + l.index] = realUrl(l.url, ctx.charset);
+        templates.push(out.links.length ? out.text : null);
+        return out.text;
+      }
       const out = rewriteHtml(html, {
         clicks,
         openPixelUrl: opens ? `${opts.baseUrl}/t/o/${MARK}o${MARK}` : undefined,
-        clickUrl: ({ index }) => `${opts.baseUrl}/t/c/${MARK}c${offset + index}${MARK}`,
+        clickUrl,
         unsubscribeHref: `${opts.baseUrl}/t/u/${MARK}u${MARK}`,
       });
       if (out.html === html) {
@@ -62,7 +73,7 @@ export function prepareTracking(base: Buffer, flags: Set<TrackFlag>, opts: Track
       for (const l of out.links) links[offset + l.index] = realUrl(l.url, ctx.charset);
       templates.push(out.html);
       return out.html;
-    });
+    }, textLinks ? ['text/html', 'text/plain'] : ['text/html']);
   }
 
   const templated = templates.some((t) => t !== null);
@@ -91,7 +102,7 @@ export function prepareTracking(base: Buffer, flags: Set<TrackFlag>, opts: Track
             openToken ??= newToken();
             return openToken;
           });
-        }).message;
+        }, textLinks ? ['text/html', 'text/plain'] : ['text/html']).message;
         if (openToken) tokens.push({ token: openToken, kind: 'o' });
       }
       if (unsubToken) tokens.push({ token: unsubToken, kind: 'u' });

@@ -199,4 +199,6 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (api_key_id, key)
   ) STRICT;
   `,
+  // 2: per-domain tracking default (NULL: follow config; 'none' or a comma list of opens, clicks, unsubscribe).
+  `ALTER TABLE domains ADD COLUMN track TEXT;`,
 ];

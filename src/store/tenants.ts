@@ -5,6 +5,8 @@ export interface DomainRow {
   id: number;
   name: string;
   tracking_host: string | null;
+  /** Tracking default for this domain; null follows config. */
+  track: string | null;
   verified: number;
   tracking_verified: number;
   verify_json: string | null;
@@ -66,6 +68,7 @@ export class TenantStore {
       insertDomain: p('INSERT INTO domains (name, tracking_host, created_at) VALUES (?, ?, ?)'),
       deleteDomain: p('DELETE FROM domains WHERE name = ?'),
       setTrackingHost: p('UPDATE domains SET tracking_host = ?, tracking_verified = 0 WHERE id = ?'),
+      setTrack: p('UPDATE domains SET track = ? WHERE id = ?'),
       setVerification: p(
         'UPDATE domains SET verified = ?, tracking_verified = ?, verify_json = ?, verified_at = ? WHERE id = ?',
       ),
@@ -159,6 +162,9 @@ export class TenantStore {
   }
   setTrackingHost(domainId: number, host: string | null): void {
     this.s.setTrackingHost.run(host, domainId);
+  }
+  setTrack(domainId: number, track: string | null): void {
+    this.s.setTrack.run(track, domainId);
   }
   setVerification(domainId: number, verified: boolean, trackingVerified: boolean, json: string, now = Date.now()): void {
     this.s.setVerification.run(verified ? 1 : 0, trackingVerified ? 1 : 0, json, now, domainId);

@@ -77,7 +77,7 @@ test('multipart/alternative, quoted-printable html: rewritten, re-encoded as QP,
   const t = tracker();
   const r = rewriteHtmlParts(orig, t.fn);
   assert.equal(r.htmlParts, 1);
-  assert.deepEqual(t.contexts, [{ charset: 'utf-8', binary: true }]);
+  assert.deepEqual(t.contexts, [{ charset: 'utf-8', binary: true, type: 'text/html' }]);
   assert.deepEqual(t.links[0].map((l) => l.url), [
     'https://shop.weeklyroast.example/guji?utm_source=nl&utm_medium=email',
     'https://blog.weeklyroast.example/größe?x=1',
@@ -156,7 +156,7 @@ test('short lines stay in their 7bit/8bit encoding; the GB2312 part round-trips 
   const t = tracker();
   const r = rewriteHtmlParts(orig, t.fn);
   assert.equal(r.htmlParts, 1);
-  assert.deepEqual(t.contexts, [{ charset: 'gb2312', binary: true }]);
+  assert.deepEqual(t.contexts, [{ charset: 'gb2312', binary: true, type: 'text/html' }]);
   assert.deepEqual(t.links[0].map((l) => l.url), ['https://shop.example.cn/活动/秋季?来源=邮件&期=12', 'https://shop.example.cn/help']);
   const [s, e] = range(orig, 'Content-Transfer-Encoding: 8bit\r\n\r\n', '--gb--');
   assertOnlyRangeChanged(orig, r.message, s, e);
@@ -292,7 +292,7 @@ test('UTF-16LE html (BOM, base64) is decoded for fn and re-encoded in the same b
   const msg = Buffer.from(`Content-Type: text/html; charset=utf-16\r\nContent-Transfer-Encoding: base64\r\n\r\n${bytes.toString('base64')}\r\n`);
   const t = tracker();
   const r = rewriteHtmlParts(msg, t.fn);
-  assert.deepEqual(t.contexts, [{ charset: 'utf-16', binary: false }]);
+  assert.deepEqual(t.contexts, [{ charset: 'utf-16', binary: false, type: 'text/html' }]);
   assert.deepEqual(t.links[0], [{ index: 0, url: 'https://x.test/ü' }]);
   const out = Buffer.from(splitHeaderBody(r.message).body.toString('latin1'), 'base64');
   assert.deepEqual(out.subarray(0, 2), Buffer.from([0xff, 0xfe]));

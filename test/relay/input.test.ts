@@ -5,7 +5,7 @@
 // the spool file is gone once the reply was sent.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMxSink, until, type MxSink } from '../helpers/gateway.js';
+import { startMxSink, submitMail, until, type MxSink } from '../helpers/gateway.js';
 import { openTransaction, rawSmtp, replies, type RawSmtp } from '../helpers/raw-smtp.js';
 import { DOMAIN, eml, spoolFiles, startRelay, type RelayFixture } from '../helpers/relay.js';
 
@@ -181,6 +181,26 @@ describe('control headers', () => {
     // Track: none → the link and the body are untouched.
     assert.match(body, /<a href="https:\/\/x\.test\/a">a<\/a>/);
     assert.doesNotMatch(body, /\/t\/[cou]\//);
+  });
+});
+
+describe('control headers as mail libraries write them', () => {
+  test('nodemailer encodes JSON metadata as RFC 2047 words (and folds long ones): read as written', async () => {
+    const meta = { user_id: '42', name: 'Jürgen Müller', note: 'x'.repeat(300) };
+    const r = await submitMail({
+      port: f.t.smtpPort,
+      auth: f.auth,
+      from: `app@${DOMAIN}`,
+      to: 'bob@dest.test',
+      subject: 'encoded controls',
+      text: 'hi',
+      headers: { 'X-Relaygate-Meta': JSON.stringify(meta), 'X-Relaygate-Tag': 'welcome,2026-spring' },
+    });
+    const id = queuedId(r.response);
+    const row = f.t.gw.store.queue.message(id)!;
+    assert.deepEqual(JSON.parse(row.metadata!), meta);
+    assert.deepEqual(JSON.parse(row.tags), ['welcome', '2026-spring']);
+    assert.doesNotMatch(await delivered('encoded controls'), /x-relaygate/i);
   });
 });
 

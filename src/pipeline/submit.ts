@@ -139,11 +139,10 @@ export async function submit(deps: PipelineDeps, sub: Submission): Promise<Accep
   const bodies: Buffer[] = [];
   const tokensFor: NewMessage['recipients'][number]['tokens'][] = [];
   if (plan.perRecipient) {
-    for (const r of live) {
-      const copy = plan.render(r.email);
-      bodies.push(await sign(deps, copy.message, keys));
-      tokensFor.push(copy.tokens);
-    }
+    // Each copy is signed on its own; the signer's worker pool takes them in parallel.
+    const copies = live.map((r) => plan.render(r.email));
+    bodies.push(...(await Promise.all(copies.map((c) => sign(deps, c.message, keys)))));
+    tokensFor.push(...copies.map((c) => c.tokens));
   } else if (live.length) {
     bodies.push(await sign(deps, base, keys));
   }
@@ -165,6 +164,10 @@ export async function submit(deps: PipelineDeps, sub: Submission): Promise<Accep
     createdAt: now,
     sendAt,
     bodies,
+    // The event log says how the message left: signed with which selectors, or why unsigned.
+    eventData: keys.length
+      ? { dkim: keys.map((k) => `d=${k.domain} s=${k.selector}`).join(', ') }
+      : { dkim: `unsigned: no active DKIM key for ${domain.name}` },
     recipients: recipients.map((r) => {
       if (r.suppressed) {
         return { email: r.email, rcptDomain: r.rcptDomain, bodyIndex: -1, status: 'suppressed' as const, reason: r.suppressed.reason, tokens: [] };

@@ -33,6 +33,8 @@ export interface NewMessage {
   createdAt: number;
   sendAt: number | null;
   bodies: Buffer[];
+  /** Merged into each recipient's queued/scheduled event. */
+  eventData?: Record<string, unknown>;
   recipients: {
     email: string;
     rcptDomain: string;
@@ -215,7 +217,7 @@ export class QueueStore {
       const rid = Number(lastInsertRowid);
       for (const t of r.tokens) this.s.insertToken.run(t.token, t.kind, m.id, rid, t.linkIndex ?? null, t.url ?? null);
       this.events.bump(ref, 'accepted', m.createdAt);
-      const data: Record<string, unknown> = {};
+      const data: Record<string, unknown> = r.status === 'suppressed' ? {} : { ...m.eventData };
       if (r.status === 'scheduled') data.send_at = new Date(m.sendAt!).toISOString();
       if (r.reason) data.reason = r.reason;
       this.events.record(ref, { type: r.status, at: m.createdAt, recipientId: rid, recipient: r.email, data });

@@ -35,3 +35,23 @@ test('a message submitted over SMTP reaches the MX', async () => {
   }, 'delivered state');
   assert.equal(rows[0].attempts, 1);
 });
+
+test('the queued event says how the message is signed, or that it goes unsigned', async () => {
+  const signed = await submitMail({ port: t.smtpPort, auth: { user: cred.username, pass: cred.password }, to: 'dkim@dest.test' });
+  const ev = t.gw.store.events.forMessage(signed.id).find((e) => e.type === 'queued')!;
+  assert.equal(JSON.parse(ev.data!).dkim, 'd=example.test s=rg1');
+
+  // A domain whose keys are all gone still sends, unsigned, and the log says so.
+  const domain = t.gw.store.tenants.domain('example.test')!;
+  const keys = t.gw.store.tenants.keys(domain.id);
+  for (const k of keys) t.gw.store.tenants.setKeyStatus(k.id, 'pending', null);
+  try {
+    const unsigned = await submitMail({ port: t.smtpPort, auth: { user: cred.username, pass: cred.password }, to: 'nodkim@dest.test' });
+    const ev2 = t.gw.store.events.forMessage(unsigned.id).find((e) => e.type === 'queued')!;
+    assert.match(JSON.parse(ev2.data!).dkim, /^unsigned: no active DKIM key for example\.test$/);
+    const got = await until(() => mx.received.find((m) => m.to.includes('nodkim@dest.test')), 'unsigned delivery');
+    assert.ok(!/^DKIM-Signature:/im.test(got.body.toString()));
+  } finally {
+    for (const k of keys) t.gw.store.tenants.setKeyStatus(k.id, 'active', null);
+  }
+});

@@ -31,8 +31,8 @@ before(async () => {
   f = await startRelay({ delivery: { retrySchedule: ['300ms', '600ms'] } });
 });
 after(async () => {
-  await Promise.all(sinks.map((s) => s.close()));
   await f?.stop();
+  await Promise.all(sinks.map((s) => s.close()));
 });
 
 describe('routing', () => {

@@ -38,8 +38,8 @@ before(async () => {
   resolve = (name, type) => r.resolve(name, type as 'TXT');
 });
 after(async () => {
-  await mx?.close();
   await f?.stop();
+  await mx?.close();
 });
 
 async function dkimResults(message: Buffer, sender: string) {

@@ -34,10 +34,10 @@ before(async () => {
   fast = await startMxSink('127.0.0.72', mxPort);
 });
 after(async () => {
+  await f?.stop();
   for (const s of held) s.destroy();
   await new Promise<void>((r) => tarpit?.close(() => r()));
   await fast?.close();
-  await f?.stop();
 });
 
 const send = async (to: string, headers?: Record<string, string>) => {

@@ -52,8 +52,8 @@ before(async () => {
 });
 after(async () => {
   await Promise.all(open.map((c) => c.close()));
-  await mx?.close();
   await f?.stop();
+  await mx?.close();
 });
 
 describe('size limit and spooling', () => {

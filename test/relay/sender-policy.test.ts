@@ -43,9 +43,9 @@ before(async () => {
 });
 after(async () => {
   await Promise.all(open.map((c) => c.close()));
+  await f?.stop();
   await destMx?.close();
   await otherMx?.close();
-  await f?.stop();
 });
 
 describe('envelope sender domain', () => {

@@ -27,9 +27,9 @@ before(async () => {
 });
 after(async () => {
   await Promise.all(open.map((c) => c.close()));
+  await f?.stop();
   await mx?.close();
   await victimMx?.close();
-  await f?.stop();
 });
 
 /** Offsets of every CR not followed by LF and every LF not preceded by CR. */

@@ -30,6 +30,14 @@ export interface DeliveryWorker {
   active(): number;
 }
 
+/**
+ * Every stored reply reads like an SMTP reply (`451 4.4.3 ...`), ours as well as the
+ * remote ones, so API clients and the bounce classifier see one form.
+ */
+function asReply(e: GatewayError): string {
+  return /^[245]\d\d[ -]/.test(e.message) ? e.message : e.smtpReply;
+}
+
 /** A lease longer than any single attempt; after a crash, start-up releases leases at once. */
 const LEASE_MS = 15 * 60_000;
 const MAX_RCPTS_PER_TRANSACTION = 100;
@@ -145,9 +153,9 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     } catch (e) {
       if (isGatewayError(e) && !e.temporary) {
         const cls = e.code === 'bad_domain' ? 'bad-domain' : 'other';
-        return commit(group, group.map((r) => outcome(r, 'bounced', e.message, { bounceClass: cls })));
+        return commit(group, group.map((r) => outcome(r, 'bounced', asReply(e), { bounceClass: cls })));
       }
-      const reply = isGatewayError(e) ? e.message : `451 4.4.3 DNS lookup for ${domain} failed`;
+      const reply = isGatewayError(e) ? asReply(e) : `451 4.4.3 DNS lookup for ${domain} failed`;
       return commit(group, group.map((r) => failOrRetry(r, reply)));
     }
 

@@ -140,6 +140,33 @@ describe('SMTP submission: authentication', () => {
     assert.equal(await other.authPlain(f.cred.username, f.cred.password), '235 2.7.0 Authentication successful');
   });
 
+  test('an authzid in AUTH PLAIN does not change who the client is', async () => {
+    const other = (await addCredential(f.t.gw.store, DOMAIN, { name: 'other' })) as { username: string };
+    const c = await connect();
+    await c.cmd('EHLO client.test');
+    const token = Buffer.from(`${other.username}\0${f.cred.username}\0${f.cred.password}`).toString('base64');
+    assert.match(await c.cmd(`AUTH PLAIN ${token}`), /^235 /);
+    assert.match(await c.cmd(`MAIL FROM:<app@${DOMAIN}>`), /^250 /);
+    assert.match(await c.cmd('RCPT TO:<bob@dest.test>'), /^250 /);
+    assert.match(await c.cmd('DATA'), /^354 /);
+    c.write(`${eml({})}.\r\n`);
+    const id = /queued as (\S+)/.exec(await c.reply())![1];
+    assert.equal(f.t.gw.store.queue.message(id)!.credential_id, f.cred.id);
+  });
+
+  test('a credential removed while a session is open stops sending at once', async () => {
+    const temp = (await addCredential(f.t.gw.store, DOMAIN, { name: 'temporary' })) as { id: string; username: string; password: string };
+    const c = await connect();
+    await c.cmd('EHLO client.test');
+    assert.match(await c.authPlain(temp.username, temp.password), /^235 /);
+    assert.match(await c.cmd(`MAIL FROM:<app@${DOMAIN}>`), /^250 /);
+    assert.match(await c.cmd('RSET'), /^250 /);
+    assert.ok(f.t.gw.store.tenants.removeCredential(temp.id));
+    const before = f.count();
+    assert.equal(await c.cmd(`MAIL FROM:<app@${DOMAIN}>`), '530 5.7.0 Authentication required');
+    assert.equal(f.count(), before);
+  });
+
   test('a credential over its send rate gets 451 4.7.1', async () => {
     const limited = (await addCredential(f.t.gw.store, DOMAIN, { name: 'limited', rate: 2 })) as { username: string; password: string };
     const c = await connect();

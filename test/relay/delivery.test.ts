@@ -90,6 +90,21 @@ describe('routing', () => {
     assert.deepEqual(types, ['queued', 'bounced']);
   });
 
+  test('a DNS failure (SERVFAIL) defers; once DNS answers the mail is delivered', async () => {
+    const mx = await sink('127.0.0.66');
+    mxFor('flaky.test', [[10, 'mx.flaky.test', '127.0.0.66']]);
+    f.t.dns.behave('flaky.test', 'servfail');
+    const { id } = await send('bob@flaky.test');
+    const r1 = await until(() => f.recipients(id).find((r) => r.status === 'deferred'), 'deferred on SERVFAIL', 8000);
+    assert.match(r1.last_reply!, /^4\d\d 4\.4\.\d /);
+    f.t.dns.behave('flaky.test', 'answer');
+    await mx.waitFor(1, 8000);
+    const [r] = await f.settled(id, 8000);
+    assert.equal(r.status, 'delivered');
+    assert.ok(r.attempts >= 2);
+    assert.equal(f.events(id).filter((e) => e.type === 'bounced').length, 0);
+  });
+
   test('NXDOMAIN bounces at once as bad-domain', async () => {
     const { id, acceptedAt } = await send('bob@does-not-exist.test');
     const [r] = await f.settled(id, 5000);

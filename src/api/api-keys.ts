@@ -1,7 +1,7 @@
 // /api-keys (admin): the same keys `relaygate apikey create|list|revoke` manage.
 // A key is shown once, at creation; only its SHA-256 digest is stored.
 import { z } from 'zod';
-import { createApiKey, publicApiKey, SCOPES } from '../auth/api-keys.js';
+import { createApiKey, parseScopes, publicApiKey, SCOPES } from '../auth/api-keys.js';
 import type { ApiDeps } from '../http/deps.js';
 import { isoDoc, listDoc, pageOf, pageParams } from './common.js';
 import { notFound } from './errors.js';
@@ -45,7 +45,7 @@ export function apiKeyRoutes(deps: ApiDeps): Route[] {
       }),
       responses: { 201: { description: 'The key, shown only now', schema: keyDoc.extend({ key: z.string() }) } },
       handler: (c, { body }) => {
-        const created = createApiKey(store, body.name, [...new Set(body.scopes)]);
+        const created = createApiKey(store, body.name, parseScopes(body.scopes));
         const row = store.tenants.apiKeys().find((k) => k.id === created.id)!;
         return c.json({ ...publicApiKey(row), key: created.key }, 201);
       },

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { ApiDeps } from '../http/deps.js';
 import { isoDoc, listDoc, pageOf, pageParams } from './common.js';
+import { badRequest } from './errors.js';
 import { defineRoute, type Route } from './registry.js';
 
 const recordDoc = z.object({ type: z.string(), name: z.string(), value: z.string(), purpose: z.string(), note: z.string().optional() });
@@ -57,7 +58,8 @@ export function domainRoutes(deps: ApiDeps): Route[] {
       tag: 'domains',
       summary: 'Add a sending domain (generates its DKIM key)',
       body: z.object({
-        domain: z.string().min(1).max(253),
+        domain: z.string().min(1).max(253).optional().meta({ description: 'The domain name (required; "name" is accepted too)' }),
+        name: z.string().min(1).max(253).optional(),
         selector: z.string().max(63).optional().meta({ description: 'DKIM selector, default rg1' }),
         algorithm: z.enum(['rsa', 'ed25519']).optional().meta({ description: 'Default rsa (2048 bit); ed25519 domains also get an RSA key' }),
         tracking_host: z.string().max(253).nullable().optional(),
@@ -67,7 +69,9 @@ export function domainRoutes(deps: ApiDeps): Route[] {
         409: { description: 'The domain already exists' },
       },
       handler: (c, { body }) => {
-        const added = svc.add(body.domain, { selector: body.selector, algorithm: body.algorithm, trackingHost: body.tracking_host ?? null });
+        const domain = body.domain ?? body.name;
+        if (!domain) throw badRequest('invalid_request', 'domain: required', 'domain');
+        const added = svc.add(domain, { selector: body.selector, algorithm: body.algorithm, trackingHost: body.tracking_host ?? null });
         return c.json(svc.get(added.domain), 201);
       },
     }),

@@ -84,6 +84,39 @@ export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOption
     return st;
   };
 
+  const authSlots = new Map<string, { active: number; users: number; waiting: (() => void)[] }>();
+
+  /**
+   * Runs one password check for `ip` unless the IP is locked out. At most as many
+   * checks run at once as the IP has failures left: otherwise a client opening many
+   * connections would get all its guesses checked before the first failure counted.
+   * Further attempts wait for a running one (legitimate parallel logins are quick:
+   * after the first success they are cache hits).
+   */
+  async function authGate(ip: string, check: () => Promise<boolean>): Promise<boolean | 'throttled'> {
+    let slot = authSlots.get(ip);
+    if (!slot) authSlots.set(ip, (slot = { active: 0, users: 0, waiting: [] }));
+    slot.users++;
+    try {
+      for (;;) {
+        const left = config.smtp.authFailureLimit - ((await authFailures.get(ip))?.consumedPoints ?? 0);
+        if (left <= 0) return 'throttled';
+        if (slot.active < left) break;
+        await new Promise<void>((resolve) => slot!.waiting.push(resolve));
+      }
+      slot.active++;
+      try {
+        return await check();
+      } finally {
+        slot.active--;
+        // Everyone waiting looks again: the outcome changed how many may run.
+        for (const wake of slot.waiting.splice(0)) wake();
+      }
+    } finally {
+      if (--slot.users === 0) authSlots.delete(ip);
+    }
+  }
+
   async function onAuth(
     auth: SMTPServerAuthentication,
     session: SMTPServerSession,
@@ -93,17 +126,19 @@ export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOption
     if (config.smtp.authRequiresTls && !session.secure && !isLoopback(ip)) {
       return cb(smtpError(538, '5.7.11', 'Encryption required for requested authentication mechanism; use STARTTLS'));
     }
-    const failures = await authFailures.get(ip);
-    if (failures && failures.consumedPoints >= config.smtp.authFailureLimit) {
+    const username = auth.username ?? '';
+    const cred = store.tenants.credentialByUsername(username);
+    const verdict = await authGate(ip, async () => {
+      const ok =
+        !!cred?.password_hash && typeof auth.password === 'string' && (await passwords.verify(auth.password, cred.password_hash));
+      if (!ok) await authFailures.penalty(ip, 1).catch(() => undefined);
+      return ok;
+    });
+    if (verdict === 'throttled') {
       log.warn({ ip, session: session.id }, 'AUTH refused: too many failures from this address');
       return cb(smtpError(454, '4.7.0', 'Too many failed authentication attempts; try again later'));
     }
-    const username = auth.username ?? '';
-    const cred = store.tenants.credentialByUsername(username);
-    const ok =
-      !!cred?.password_hash && typeof auth.password === 'string' && (await passwords.verify(auth.password, cred.password_hash));
-    if (!ok || !cred) {
-      await authFailures.penalty(ip, 1).catch(() => undefined);
+    if (!verdict || !cred) {
       log.info({ ip, session: session.id }, 'AUTH failed');
       return cb(smtpError(535, '5.7.8', 'Authentication credentials invalid'));
     }

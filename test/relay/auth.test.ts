@@ -140,6 +140,23 @@ describe('SMTP submission: authentication', () => {
     assert.equal(await other.authPlain(f.cred.username, f.cred.password), '235 2.7.0 Authentication successful');
   });
 
+  test('parallel guesses on many connections get no more tries than the failure limit', async () => {
+    const limit = f.t.config.smtp.authFailureLimit;
+    const conns = await Promise.all(Array.from({ length: 8 }, () => connect('127.0.0.10')));
+    await Promise.all(conns.map((c) => c.cmd('EHLO client.test')));
+    const answers = await Promise.all(conns.map((c, i) => c.authPlain(f.cred.username, `guess-${i}`)));
+    const count = (re: RegExp) => answers.filter((a) => re.test(a)).length;
+    assert.equal(count(/^535 5\.7\.8 /), limit, answers.join('\n'));
+    assert.equal(count(/^454 4\.7\.0 /), conns.length - limit, answers.join('\n'));
+  });
+
+  test('parallel logins with the right password all succeed', async () => {
+    const conns = await Promise.all(Array.from({ length: 8 }, () => connect('127.0.0.11')));
+    await Promise.all(conns.map((c) => c.cmd('EHLO client.test')));
+    const answers = await Promise.all(conns.map((c) => c.authPlain(f.cred.username, f.cred.password)));
+    assert.deepEqual(answers, Array(8).fill('235 2.7.0 Authentication successful'));
+  });
+
   test('an authzid in AUTH PLAIN does not change who the client is', async () => {
     const other = (await addCredential(f.t.gw.store, DOMAIN, { name: 'other' })) as { username: string };
     const c = await connect();

@@ -43,6 +43,7 @@ export function authenticated(c: Context<ApiEnv>): ApiKeyRow {
   const row = c.get('apiKey');
   if (row) return row;
   const missing = c.get('authProblem') === 'missing';
+  c.header('WWW-Authenticate', 'Bearer realm="relaygate"');
   throw new ApiError(
     401,
     missing ? 'missing_api_key' : 'invalid_api_key',

@@ -11,7 +11,7 @@ import { addCredential } from '../src/auth/credentials.js';
 import { parseConfig } from '../src/config/load.js';
 import { createDomainService } from '../src/domains/service.js';
 import { openStore } from '../src/store/index.js';
-import { ROOT, cpuSeconds, peakRss, poll } from './lib.js';
+import { ROOT, cpuSeconds, peakRss, poll, rss } from './lib.js';
 
 /** The reference message is From sender@sender.test To rcpt@rcpt.test. */
 export const SENDER_DOMAIN = 'sender.test';
@@ -64,6 +64,7 @@ export async function prepareTenant(s: GatewaySetup): Promise<Tenant> {
     }
     const cred = (await addCredential(store, SENDER_DOMAIN, { name: `bench-${Date.now().toString(36)}` })) as { username: string; password: string };
     const key = createApiKey(store, 'bench', ['send', 'read']);
+    // Diagnostics only: a what-if on the schema (e.g. an index) before the gateway starts.
     if (process.env.BENCH_EXTRA_SQL) store.db.exec(process.env.BENCH_EXTRA_SQL);
     return { user: cred.username, pass: cred.password, apiKey: key.key };
   } finally {
@@ -77,6 +78,8 @@ export interface GatewayChild {
   httpPort: number;
   httpUrl: string;
   logFile: string;
+  /** Resident set size once the gateway said it was ready (bytes). */
+  startRss: number;
   cpu(): number;
   peakRss(): number;
   /** SIGTERM and wait; resolves with how long the shutdown took (ms). */
@@ -88,10 +91,12 @@ export async function startGatewayChild(s: GatewaySetup): Promise<GatewayChild> 
   fs.writeFileSync(configFile, JSON.stringify(configInput(s)));
   const logFile = path.join(s.dataDir, 'gateway.log');
   const out = fs.openSync(logFile, 'a');
+  // Diagnostics only, e.g. BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('RELAYGATE_') && v !== undefined) env[k] = v;
   env.RELAYGATE_CONFIG = configFile;
-  const proc = spawn(process.execPath, [...(process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean), path.join(ROOT, "bin", "relaygate.mjs"), "start"], { cwd: ROOT, env, stdio: ['ignore', out, out] });
+  const proc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin', 'relaygate.mjs'), 'start'], { cwd: ROOT, env, stdio: ['ignore', out, out] });
   fs.closeSync(out);
   let exitCode: number | null | undefined;
   const exited = new Promise<void>((r) =>
@@ -122,6 +127,7 @@ export async function startGatewayChild(s: GatewaySetup): Promise<GatewayChild> 
     ...ready,
     httpUrl: `http://127.0.0.1:${ready.httpPort}`,
     logFile,
+    startRss: rss(proc.pid!),
     cpu: () => cpuSeconds(proc.pid!),
     peakRss: () => peakRss(proc.pid!),
     async stop() {

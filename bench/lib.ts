@@ -64,15 +64,20 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
-/** Peak resident set size (VmHWM) of a process, in bytes. */
-export function peakRss(pid: number): number {
+function statusKb(pid: number, field: string): number {
   try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : NaN;
   } catch {
     return NaN;
   }
 }
+
+/** Peak resident set size (VmHWM) of a process, in bytes. */
+export const peakRss = (pid: number): number => statusKb(pid, 'VmHWM');
+
+/** Current resident set size (VmRSS) of a process, in bytes. */
+export const rss = (pid: number): number => statusKb(pid, 'VmRSS');
 
 /** This process's CPU seconds (user+system), for "was the client the bottleneck?". */
 export const selfCpuSeconds = (): number => {

@@ -6,10 +6,11 @@
 // Diagnostics (environment, never set by default):
 //   BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"  node flags for every gateway child
 //   BENCH_EXTRA_SQL="CREATE INDEX …"  SQL run on each fresh data dir before its gateway starts (what-if experiments)
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { wrkAvailable } from './http-load.js';
-import { heading, keepTempDirs, removeTempDirs, table, tempDir, type SummaryRow } from './lib.js';
+import { ROOT, heading, keepTempDirs, removeTempDirs, table, tempDir, type SummaryRow } from './lib.js';
 import { runRedirect } from './redirect.js';
 import { VARIANTS, runSmtp } from './smtp-accept.js';
 import { runStats } from './stats.js';
@@ -20,7 +21,7 @@ type Part = (typeof PARTS)[number];
 const USAGE = `usage: npm run bench [-- [smtp] [redirect] [stats] [options]]
   --messages N        SMTP messages per run (default 3000)
   --sessions N        concurrent SMTP sessions (default 16)
-  --max-seconds S     stop starting SMTP messages after S seconds per run (default 20)
+  --max-seconds S     stop starting SMTP messages after S seconds per run (default 15)
   --variants a,b      gateway variants for the smtp part (default all: ${VARIANTS.map((v) => v.name).join(', ')})
   --connections N     keep-alive connections for the redirect part (default 64)
   --duration S        seconds per measured HTTP load run (default 10)
@@ -35,7 +36,7 @@ function options() {
     options: {
       messages: { type: 'string', default: '3000' },
       sessions: { type: 'string', default: '16' },
-      'max-seconds': { type: 'string', default: '20' },
+      'max-seconds': { type: 'string', default: '15' },
       variants: { type: 'string', default: '' },
       connections: { type: 'string', default: '64' },
       duration: { type: 'string', default: '10' },
@@ -82,6 +83,10 @@ function describeMachine(): void {
   console.log(`relaygate bench: node ${process.version}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM`);
   console.log(`load average before the run: ${l1.toFixed(2)} (1 min), ${l5.toFixed(2)} (5 min)`);
   if (l1 > cpus.length * 0.5) console.log(`  NOTE: other processes are busy on this machine; absolute figures will be low and noisy, same-run ratios less so.`);
+  // The bench runs the working tree: say which, so figures can be matched to code.
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const dirty = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
+  console.log(`code: ${git('rev-parse', '--short', 'HEAD') || 'unknown'}${dirty ? ` + ${dirty} uncommitted change(s) under src/` : ''}`);
   console.log(`HTTP load generator: ${wrkAvailable() ? 'wrk' : 'built-in node keep-alive client (install wrk for a lighter one)'}`);
 }
 

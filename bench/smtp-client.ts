@@ -146,13 +146,13 @@ export async function smtpLoad(o: SmtpLoadOptions): Promise<SmtpLoadResult> {
           await s.cmd('RSET');
           continue;
         }
-        let refused = false;
+        let refused: string | null = null;
         for (const to of ([] as string[]).concat(o.rcpt(i))) {
           r = await s.cmd(`RCPT TO:<${to}>`);
-          if (!r.startsWith('250')) refused = true;
+          if (!r.startsWith('250')) refused ??= r;
         }
         if (refused) {
-          fail(r);
+          fail(refused);
           await s.cmd('RSET');
           continue;
         }

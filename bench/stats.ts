@@ -116,14 +116,17 @@ export async function runStats(o: StatsOptions, certsDir: string): Promise<Summa
     // One click at a time by recipients that have not clicked before: the everyday redirect.
     const clicks: number[] = [];
     const codes = new Map<number, number>();
+    // Bounded in time too: on an unindexed event log each of these can take a good part of a second.
+    const clickDeadline = nowMs() + 10_000;
     for (const t of seed.tokens.slice(0, o.clickCalls)) {
+      if (clicks.length >= 20 && nowMs() > clickDeadline) break;
       const r = await request(agent, `${gw.httpUrl}/t/c/${t}`);
       clicks.push(r.ms);
       codes.set(r.status, (codes.get(r.status) ?? 0) + 1);
     }
     const click = summarize(clicks);
     const codeText = [...codes].map(([c, n]) => `${n}× ${c}`).join(', ');
-    line(`GET /t/c/{token} one at a time (${num(seed.events, 0)} events)`, `p50 ${ms(click.p50)}, p99 ${ms(click.p99)}, max ${ms(click.max)} (${codeText})`);
+    line(`GET /t/c/{token} one at a time (${num(seed.events, 0)} events)`, `p50 ${ms(click.p50)}, p99 ${ms(click.p99)}, max ${ms(click.max)} (${click.n} new clickers: ${codeText})`);
     rows.push({ part: 'stats', metric: `GET /t/c/{token}, ${num(seed.events / 1e6, 1)}M events, p50 / p99`, value: `${ms(click.p50)} / ${ms(click.p99)}`, baseline: 'one at a time' });
 
     if (apiUp) rows.push(...(await sendThroughput(o, gw.httpUrl, auth, workDir, mx)));

@@ -32,8 +32,14 @@ export interface HttpLoadResult {
   clientCpu: number;
 }
 
+let wrkAllowed = true;
+/** `--no-wrk`: use the node client even where wrk is installed. */
+export function allowWrk(allowed: boolean): void {
+  wrkAllowed = allowed;
+}
+
 export function wrkAvailable(): boolean {
-  return spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
+  return wrkAllowed && spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
 }
 
 const UNIT: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };

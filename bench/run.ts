@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { wrkAvailable } from './http-load.js';
+import { allowWrk, wrkAvailable } from './http-load.js';
 import { ROOT, heading, keepTempDirs, removeTempDirs, table, tempDir, type SummaryRow } from './lib.js';
 import { runRedirect } from './redirect.js';
 import { VARIANTS, runSmtp } from './smtp-accept.js';
@@ -28,6 +28,7 @@ const USAGE = `usage: npm run bench [-- [smtp] [redirect] [stats] [options]]
   --seed-messages N   messages seeded for the stats part (default 100000)
   --seed-events N     events seeded for the stats part (default 1000000)
   --send-clients N    concurrent POST /api/v1/messages clients (default 32)
+  --no-wrk            use the built-in node keep-alive client even when wrk is installed
   --keep              keep the temporary data dirs (gateway logs, databases)`;
 
 function options() {
@@ -44,6 +45,7 @@ function options() {
       'seed-events': { type: 'string', default: '1000000' },
       'send-clients': { type: 'string', default: '32' },
       keep: { type: 'boolean', default: false },
+      'no-wrk': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -63,6 +65,7 @@ function options() {
   return {
     parts: (positionals.length ? [...new Set(positionals)] : [...PARTS]) as Part[],
     keep: Boolean(values.keep),
+    wrk: !values['no-wrk'],
     smtp: { messages: int('messages'), sessions: int('sessions'), maxMs: int('max-seconds') * 1000, drainTimeoutMs: 60_000, variants },
     redirect: { connections: int('connections'), durationMs: int('duration') * 1000, warmupMs: 2000, recipients: 50 },
     stats: {
@@ -93,6 +96,7 @@ function describeMachine(): void {
 async function main(): Promise<void> {
   const o = options();
   keepTempDirs(o.keep);
+  allowWrk(o.wrk);
   describeMachine();
   const started = Date.now();
   const certsDir = tempDir('certs');

@@ -63,6 +63,10 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   }
 
   function tick() {
+    // wake() runs tick from setImmediate while a timer may be pending. Dropping the
+    // reference without clearing it left that timer running its own chain of ticks:
+    // one more chain per accepted message, thousands of claims a second after a while.
+    if (timer) clearTimeout(timer);
     timer = null;
     if (stopping) return;
     if (ticking) {

@@ -74,8 +74,9 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       return;
     }
     ticking = true;
+    let started = 0;
     try {
-      claimAndStart();
+      started = claimAndStart();
     } catch (e) {
       log.error({ err: e }, 'claim failed');
     } finally {
@@ -85,34 +86,33 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       again = false;
       schedule(0);
     } else {
+      // Rows already due that could not start (every slot, or their domain's, is taken) wait
+      // for a delivery to finish — its finally() wakes us — or the poll. Re-ticking at 0 ms
+      // for them spun the event loop: 40 claims per message under load, the SMTP edge starved.
       const next = store.queue.nextDueAt();
-      const wait = next === null ? config.delivery.pollInterval : Math.max(0, next - now());
+      const t = now();
+      const wait = next === null || (next <= t && started === 0) ? config.delivery.pollInterval : Math.max(0, next - t);
       schedule(Math.min(wait, config.delivery.pollInterval));
     }
   }
 
-  function claimAndStart() {
+  /** Returns how many transactions it started. */
+  function claimAndStart(): number {
     const capacity = config.delivery.concurrency - inflight.size;
-    if (capacity <= 0) return;
+    if (capacity <= 0) return 0;
     const busy = [...perDomain].filter(([, n]) => n >= config.delivery.perDomainConcurrency).map(([d]) => d);
-    const rows = store.queue.claimDue(now(), capacity * 4, busy, LEASE_MS);
-    if (!rows.length) return;
-    const groups = new Map<string, ClaimedRecipient[]>();
-    for (const r of rows) {
-      const key = `${r.rcpt_domain}\0${r.body_id}`;
-      const g = groups.get(key);
-      if (g && g.length < MAX_RCPTS_PER_TRANSACTION) g.push(r);
-      else if (!g) groups.set(key, [r]);
-      else store.queue.release(r.id);
-    }
-    for (const group of groups.values()) {
+    // Only the recipients of transactions that start now are leased, in the claim's own
+    // transaction. (Leasing all capacity * 4 rows and then releasing the surplus one row at
+    // a time cost one fsync per row — with synchronous=FULL, ~200 fsyncs on the event loop
+    // after every finished delivery, which starved the SMTP edge and the 250 replies.)
+    let groups: ClaimedRecipient[][] = [];
+    store.queue.claimDue(now(), capacity * 4, busy, LEASE_MS, (due) => {
+      groups = planTransactions(due);
+      return groups.flat();
+    });
+    for (const group of groups) {
       const domain = group[0].rcpt_domain;
-      const n = perDomain.get(domain) ?? 0;
-      if (inflight.size >= config.delivery.concurrency || n >= config.delivery.perDomainConcurrency) {
-        for (const r of group) store.queue.release(r.id);
-        continue;
-      }
-      perDomain.set(domain, n + 1);
+      perDomain.set(domain, (perDomain.get(domain) ?? 0) + 1);
       const p = deliverGroup(group)
         .catch((e) => log.error({ err: e, domain }, 'delivery crashed'))
         .finally(() => {
@@ -124,6 +124,31 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
         });
       inflight.add(p);
     }
+    return groups.length;
+  }
+
+  /** Due rows → the transactions to start now (same domain and body), within both concurrency limits. */
+  function planTransactions(due: ClaimedRecipient[]): ClaimedRecipient[][] {
+    const byKey = new Map<string, ClaimedRecipient[]>();
+    for (const r of due) {
+      const key = `${r.rcpt_domain}\0${r.body_id}`;
+      const g = byKey.get(key);
+      if (!g) byKey.set(key, [r]);
+      else if (g.length < MAX_RCPTS_PER_TRANSACTION) g.push(r);
+    }
+    const out: ClaimedRecipient[][] = [];
+    const starting = new Map<string, number>();
+    let slots = config.delivery.concurrency - inflight.size;
+    for (const g of byKey.values()) {
+      if (slots <= 0) break;
+      const domain = g[0].rcpt_domain;
+      const n = (perDomain.get(domain) ?? 0) + (starting.get(domain) ?? 0);
+      if (n >= config.delivery.perDomainConcurrency) continue;
+      starting.set(domain, (starting.get(domain) ?? 0) + 1);
+      slots--;
+      out.push(g);
+    }
+    return out;
   }
 
   async function deliverGroup(group: ClaimedRecipient[]): Promise<void> {

@@ -229,10 +229,17 @@ export class QueueStore {
    * Leases up to `limit` due recipients. Domains already at their concurrency
    * limit are excluded in SQL so a slow domain's backlog cannot crowd out the rest.
    */
-  claimDue(now: number, limit: number, busyDomains: string[], leaseMs: number): ClaimedRecipient[] {
+  claimDue(
+    now: number,
+    limit: number,
+    busyDomains: string[],
+    leaseMs: number,
+    /** Chooses, inside the claim's transaction, which due rows to lease (default: all). */
+    pick: (due: ClaimedRecipient[]) => ClaimedRecipient[] = (due) => due,
+  ): ClaimedRecipient[] {
     return this.db
       .transaction(() => {
-        const rows = this.s.due.all(now, now, JSON.stringify(busyDomains), limit) as ClaimedRecipient[];
+        const rows = pick(this.s.due.all(now, now, JSON.stringify(busyDomains), limit) as ClaimedRecipient[]);
         for (const r of rows) this.s.lease.run(now + leaseMs, r.id);
         return rows;
       })

@@ -72,10 +72,17 @@ export class WebhookStore {
     })();
   }
 
-  claimDue(now: number, limit: number, busyHooks: string[], leaseMs: number): OutboxRow[] {
+  claimDue(
+    now: number,
+    limit: number,
+    busyHooks: string[],
+    leaseMs: number,
+    /** Chooses, inside the claim's transaction, which due rows to lease (default: all). */
+    pick: (due: OutboxRow[]) => OutboxRow[] = (due) => due,
+  ): OutboxRow[] {
     return this.db
       .transaction(() => {
-        const rows = this.s.due.all(now, now, JSON.stringify(busyHooks), limit) as OutboxRow[];
+        const rows = pick(this.s.due.all(now, now, JSON.stringify(busyHooks), limit) as OutboxRow[]);
         for (const r of rows) this.s.lease.run(now + leaseMs, r.id);
         return rows;
       })

@@ -237,6 +237,10 @@ export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOption
       const tooLarge = () => smtpError(552, '5.3.4', `Message exceeds fixed maximum message size ${limit}`);
       const tempFail = () => smtpError(451, '4.3.0', 'Temporary failure, try again later');
       let spooled: Spooled | undefined;
+      // The spool file is gone before the reply is sent, whatever the outcome.
+      const removeSpool = async () => {
+        if (spooled) await spool.remove(spooled).catch((e) => log.warn({ err: e }, 'removing spool file failed'));
+      };
       const accept = async () => {
         spooled = await spool.receive(stream, limit);
         // Past the limit smtp-server answers 552 itself; the reply here says the same.
@@ -247,8 +251,14 @@ export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOption
         }
         const cred = state(session).credential;
         if (!cred) throw smtpError(530, '5.7.0', 'Authentication required');
+        const raw = await spool.read(spooled);
+        // Unlinked before submit(), not after it: once the commit is durable the 250 must go
+        // out in the same turn. Awaiting the unlink in between held each stored message's reply
+        // back by a thread-pool round trip; a crash there makes the client send a stored
+        // message again (RFC 1047's duplicate), and the crash suite counted them.
+        await removeSpool();
         return submit(deps, {
-          raw: await spool.read(spooled),
+          raw,
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           recipients: session.envelope.rcptTo.map((r) => r.address),
           sender: { credentialId: cred.id, domain: cred.domain },
@@ -265,15 +275,8 @@ export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOption
         if (e?.code !== 'ECONNECTION' && e?.code !== 'ERR_STREAM_PREMATURE_CLOSE') log.error({ err: e, session: session.id }, 'accept failed');
         return tempFail();
       };
-      // The spool file is gone before the reply is sent, whatever the outcome.
-      const removeSpool = async () => {
-        if (spooled) await spool.remove(spooled).catch((e) => log.warn({ err: e }, 'removing spool file failed'));
-      };
       accept().then(
-        async (res) => {
-          await removeSpool();
-          cb(null, `2.0.0 Ok: queued as ${res.id}`);
-        },
+        (res) => cb(null, `2.0.0 Ok: queued as ${res.id}`),
         async (e) => {
           await removeSpool();
           cb(reply(e));

@@ -111,9 +111,11 @@ export async function submit(deps: PipelineDeps, sub: Submission): Promise<Accep
   }
 
   const id = newId(now);
-  const kept = fields.filter((f) => !isControlHeader(f));
+  // An empty Message-ID or Date is as good as none: drop it and add a real one, never a second field.
+  const blankOrigin = (f: HeaderField) => (f.key === 'message-id' || f.key === 'date') && f.value.trim() === '';
+  const kept = fields.filter((f) => !isControlHeader(f) && !blankOrigin(f));
   const prepend: string[] = [];
-  let messageIdHeader = getHeader(kept, 'message-id') ?? null;
+  let messageIdHeader = getHeader(kept, 'message-id')?.trim() || null;
   if (!messageIdHeader) {
     messageIdHeader = `<${id}@${config.hostname}>`;
     prepend.push(`Message-ID: ${messageIdHeader}`);

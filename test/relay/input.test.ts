@@ -229,6 +229,14 @@ describe('Message-ID and Date', () => {
     assert.deepEqual(body.match(/^Message-ID: .*$/gim)?.map((s) => s.trim()), [`Message-ID: ${mid}`]);
     assert.deepEqual(body.match(/^Date: .*$/gim)?.map((s) => s.trim()), [`Date: ${date}`]);
   });
+
+  test('empty ones are replaced, never doubled', async () => {
+    const c = await session();
+    const id = queuedId(await send(c, `From: app@${DOMAIN}\r\nTo: bob@dest.test\r\nMessage-ID:\r\nDate: \r\nSubject: empty ids\r\n\r\nhi\r\n`));
+    const body = await delivered('empty ids');
+    assert.deepEqual(body.match(/^Message-ID:.*$/gim)?.map((s) => s.trim()), [`Message-ID: <${id}@${f.t.config.hostname}>`]);
+    assert.equal(body.match(/^Date:.*$/gim)?.length, 1);
+  });
 });
 
 describe('pipelining', () => {

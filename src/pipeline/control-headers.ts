@@ -1,6 +1,6 @@
 // X-Relaygate-* control headers (SPEC §4): read once, validated, and stripped
 // before signing so they never reach the recipient.
-import iconv from 'iconv-lite';
+import { decodeMimeWords } from '../util/mime-words.js';
 import { GatewayError } from '../errors.js';
 import type { HeaderField } from './headers.js';
 
@@ -72,50 +72,16 @@ export function parseSendAt(value: string, now: number, header = 'X-Relaygate-Se
   return t > now ? t : null;
 }
 
-const ENCODED_WORD = /=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=/g;
-
 /**
- * RFC 2047 encoded-words back to text. Mail libraries encode any header value
- * with characters such as `"` or `{` this way (nodemailer turns
- * `{"user_id":"42"}` into `=?UTF-8?Q?=7B=22user=5Fid...?=`), so a control header
- * is decoded before it is parsed. Adjacent words of one charset are joined
- * before decoding (§6.2: a multi-byte character may be split across two), and
- * the whitespace between adjacent words — left by folding — is dropped (§6.2).
+ * Mail libraries encode any header value with characters such as `"` or `{` as
+ * RFC 2047 encoded-words (nodemailer turns `{"user_id":"42"}` into
+ * `=?UTF-8?Q?=7B=22user=5Fid...?=`), so a control header is decoded before it is
+ * parsed; a charset we cannot decode is a malformed header, not raw text.
  */
 export function decodeEncodedWords(value: string, header: string): string {
-  if (!value.includes('=?')) return value;
-  let out = '';
-  let last = 0;
-  let pending: { charset: string; bytes: Buffer[] } | null = null;
-  const flush = () => {
-    if (!pending) return;
-    const buf = Buffer.concat(pending.bytes);
-    const cs = pending.charset;
-    if (cs === 'utf-8' || cs === 'utf8' || cs === 'us-ascii') out += buf.toString('utf8');
-    else if (iconv.encodingExists(cs)) out += iconv.decode(buf, cs);
-    else throw bad(header, `unknown charset "${cs.slice(0, 40)}" in an encoded-word`);
-    pending = null;
-  };
-  for (const m of value.matchAll(ENCODED_WORD)) {
-    const gap = value.slice(last, m.index);
-    if (!pending || /\S/.test(gap)) {
-      flush();
-      out += gap;
-    }
-    // RFC 2231 §5 language suffix: charset*lang.
-    const charset = m[1].split('*')[0].toLowerCase();
-    if (pending && pending.charset !== charset) flush();
-    pending ??= { charset, bytes: [] };
-    const text = m[3];
-    pending.bytes.push(
-      m[2].toUpperCase() === 'B'
-        ? Buffer.from(text, 'base64')
-        : Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_s, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1'),
-    );
-    last = m.index + m[0].length;
-  }
-  flush();
-  return out + value.slice(last);
+  return decodeMimeWords(value, (cs) => {
+    throw bad(header, `unknown charset "${cs.slice(0, 40)}" in an encoded-word`);
+  });
 }
 
 /** Reads and validates every control header; throws 550 5.6.0 naming the bad one. */

@@ -18,14 +18,18 @@ function decodeBytes(buf: Buffer, charset: string): string | null {
   return iconv.encodingExists(cs) ? iconv.decode(buf, cs) : null;
 }
 
-export function decodeMimeWords(value: string): string {
+/**
+ * `onUnknownCharset` decides what a word in a charset we cannot decode becomes:
+ * by default the raw encoded-word text; a strict caller throws instead.
+ */
+export function decodeMimeWords(value: string, onUnknownCharset: (charset: string, raw: string) => string = (_c, raw) => raw): string {
   if (!value.includes('=?')) return value;
   let out = '';
   let last = 0;
   let pending: { charset: string; chunks: Buffer[]; raw: string } | null = null;
   const flush = () => {
     if (!pending) return;
-    out += decodeBytes(Buffer.concat(pending.chunks), pending.charset) ?? pending.raw;
+    out += decodeBytes(Buffer.concat(pending.chunks), pending.charset) ?? onUnknownCharset(pending.charset, pending.raw);
     pending = null;
   };
   for (const m of value.matchAll(WORD)) {

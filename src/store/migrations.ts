@@ -201,4 +201,7 @@ export const MIGRATIONS: string[] = [
   `,
   // 2: per-domain tracking default (NULL: follow config; 'none' or a comma list of opens, clicks, unsubscribe).
   `ALTER TABLE domains ADD COLUMN track TEXT;`,
+  // 3: the click path asks "when was this recipient delivered, what did it click lately" on
+  // every redirect; without this index each hit scanned the whole event log (0.3 s at 1M events).
+  `CREATE INDEX events_recipient ON events(recipient_id, type, at);`,
 ];

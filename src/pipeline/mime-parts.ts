@@ -259,35 +259,47 @@ const isHex = (c: number): boolean =>
   (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 102);
 
 /** Quoted-printable per RFC 2045 §6.7: CRLF stays a hard break, lines ≤ 76 with soft breaks. */
+const HEX_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
+
+// Byte-level writer: this runs on every tracked HTML part of every recipient copy, on the
+// main thread, so it writes into one preallocated buffer instead of building strings.
 export function qpEncode(bytes: Buffer): Buffer {
-  const out: string[] = [];
-  let line = '';
-  for (let i = 0; i < bytes.length; i++) {
+  // Worst case: every byte as =XX, plus a soft break (=CRLF) every 25 encoded bytes.
+  const out = Buffer.allocUnsafe(bytes.length * 3 + Math.ceil(bytes.length / 25) * 3 + 8);
+  let o = 0;
+  let col = 0;
+  const n = bytes.length;
+  for (let i = 0; i < n; i++) {
     const b = bytes[i];
     if (b === 13 && bytes[i + 1] === 10) {
-      out.push(line, '\r\n');
-      line = '';
+      out[o++] = 13;
+      out[o++] = 10;
+      col = 0;
       i++;
       continue;
     }
-    let token: string;
-    if (b >= 33 && b <= 126 && b !== 61) {
-      token = String.fromCharCode(b);
-    } else if (b === 32 || b === 9) {
-      // Whitespace at the end of a line would be stripped in transit (rule 3): encode it.
-      const atEol = i + 1 === bytes.length || (bytes[i + 1] === 13 && bytes[i + 2] === 10);
-      token = atEol ? `=${hex(b)}` : String.fromCharCode(b);
+    let encode: boolean;
+    if (b >= 33 && b <= 126 && b !== 61) encode = false;
+    // Whitespace at the end of a line would be stripped in transit (rule 3): encode it.
+    else if (b === 32 || b === 9) encode = i + 1 === n || (bytes[i + 1] === 13 && bytes[i + 2] === 10);
+    else encode = true;
+    const width = encode ? 3 : 1;
+    if (col + width > 75) {
+      out[o++] = 61;
+      out[o++] = 13;
+      out[o++] = 10;
+      col = 0;
+    }
+    if (encode) {
+      out[o++] = 61;
+      out[o++] = HEX_DIGITS[b >> 4];
+      out[o++] = HEX_DIGITS[b & 15];
     } else {
-      token = `=${hex(b)}`;
+      out[o++] = b;
     }
-    if (line.length + token.length > 75) {
-      out.push(line, '=\r\n');
-      line = '';
-    }
-    line += token;
+    col += width;
   }
-  out.push(line);
-  return Buffer.from(out.join(''), 'latin1');
+  return Buffer.from(out.subarray(0, o));
 }
 
 const hex = (b: number): string => b.toString(16).toUpperCase().padStart(2, '0');

@@ -6,31 +6,40 @@ import { PassThrough, Readable } from 'node:stream';
 import { createSpool } from '../../src/pipeline/spool.js';
 import { tempDir } from '../helpers/gateway.js';
 
-test('a message within the limit is spooled whole to a private file', async () => {
+test('a small message stays in memory; nothing touches the disk', async () => {
   const spool = createSpool(tempDir());
+  const chunks = [Buffer.from('Subject: a\r\n\r\n'), Buffer.from('body\r\n')];
+  const s = await spool.receive(Readable.from(chunks), 100);
+  assert.equal(s.file, null);
+  assert.deepEqual(await spool.read(s), Buffer.concat(chunks));
+  assert.deepEqual(fs.readdirSync(spool.dir), []);
+});
+
+test('a message past the memory limit is spooled whole to a private file', async () => {
+  const spool = createSpool(tempDir(), { memoryLimit: 16 });
   const chunks = [Buffer.from('Subject: a\r\n\r\n'), Buffer.from('body\r\n')];
   const s = await spool.receive(Readable.from(chunks), 100);
   assert.equal(s.oversize, false);
   assert.equal(s.size, 20);
   assert.deepEqual(await spool.read(s), Buffer.concat(chunks));
-  assert.equal(fs.statSync(s.file).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(s.file!).mode & 0o777, 0o600);
   await spool.remove(s);
   await spool.remove(s);
   assert.deepEqual(fs.readdirSync(spool.dir), []);
 });
 
 test('past the limit the stream is read to its end but no more is written', async () => {
-  const spool = createSpool(tempDir());
+  const spool = createSpool(tempDir(), { memoryLimit: 2000 });
   const chunks = Array.from({ length: 50 }, () => Buffer.alloc(1000, 0x61));
   const s = await spool.receive(Readable.from(chunks), 10_000);
   assert.equal(s.oversize, true);
   assert.equal(s.size, 50_000, 'every byte was counted');
-  assert.ok(fs.statSync(s.file).size <= 10_000);
+  assert.ok(fs.statSync(s.file!).size <= 10_000);
   await spool.remove(s);
 });
 
 test('a stream that breaks (client gone mid-DATA) leaves no file behind', async () => {
-  const spool = createSpool(tempDir());
+  const spool = createSpool(tempDir(), { memoryLimit: 0 });
   const stream = new PassThrough();
   const p = spool.receive(stream, 1000);
   stream.write(Buffer.from('partial'));

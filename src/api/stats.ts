@@ -102,16 +102,20 @@ export function statsRoutes(deps: ApiDeps): Route[] {
           throw badRequest('invalid_request', `interval: ${periods} ${q.interval}s requested; at most ${MAX_PERIODS} per query`, 'interval');
         }
         const f: StatsFilter = { since, until, domain: q.domain?.toLowerCase() ?? null, tag: q.tag ?? null };
+        // Totals are the sum of the series rows: one pass over the rollups instead of two
+        // (at 1M events each pass read ~24k rollup rows).
         const byPeriod = new Map<number, Record<string, number>>();
+        const totals: Record<string, number> = {};
         for (const row of store.stats.series(f, bucket)) {
           let p = byPeriod.get(row.period);
           if (!p) byPeriod.set(row.period, (p = {}));
           p[row.metric] = row.n;
+          totals[row.metric] = (totals[row.metric] ?? 0) + row.n;
         }
         // Every period is listed, empty ones as zeros, so charts need no gap filling.
         const series = [];
         for (let p = first; p * 1000 < until; p += bucket) series.push({ period: iso(p * 1000)!, ...withRates(byPeriod.get(p) ?? {}) });
-        return c.json({ since: iso(since), until: iso(until), interval: q.interval, totals: withRates(store.stats.totals(f)), series });
+        return c.json({ since: iso(since), until: iso(until), interval: q.interval, totals: withRates(totals), series });
       },
     }),
     defineRoute({

@@ -112,3 +112,39 @@ test('a kill while the MX is receiving loses nothing: the delivery is retried af
     await mx.close();
   }
 });
+
+test('SIGTERM during a delivery exits 0 within 10 s and loses nothing', async () => {
+  let stall = true;
+  let sawData!: () => void;
+  const dataSeen = new Promise<void>((r) => (sawData = r));
+  const mx: MxSink = await startMxSink('127.0.0.7', mxPort, {
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        if (stall) {
+          sawData();
+          return; // hold the transaction open across the shutdown
+        }
+        mx.received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), body: Buffer.concat(chunks), at: Date.now() });
+        cb();
+      });
+    },
+  });
+  try {
+    const gw = await start();
+    await submitMail({ port: gw.smtpPort, auth: { user: cred.username, pass: cred.password }, to: 'rcpt@dest.test', headers: { 'X-Test-Seq': 'c1' } });
+    await Promise.race([dataSeen, new Promise((_, rej) => setTimeout(() => rej(new Error('MX never saw DATA')), 15_000))]);
+    const t0 = Date.now();
+    gw.proc.kill('SIGTERM');
+    assert.equal(await gw.exited, 0);
+    assert.ok(Date.now() - t0 < 10_000, `exited after ${Date.now() - t0} ms`);
+    stall = false;
+    await start();
+    const got = await mx.waitFor(1, 30_000);
+    assert.equal(seqOf(got[0].body), 'c1');
+  } finally {
+    await kill9(children[children.length - 1]);
+    await mx.close();
+  }
+});

@@ -114,21 +114,26 @@ export function createWebhookDispatcher(deps: { config: Config; store: Store; lo
       error = (e as Error).name === 'TimeoutError' ? `timeout after ${config.webhooks.timeout} ms` : String((e as Error).message ?? e);
     }
     const at = now();
+    // Through the group committer: one fsync per batch, not one per event on the event loop
+    // (1,000 events cost ~1.7 s of blocked loop alone). A result lost in a crash only means
+    // the event is POSTed again, which receivers must tolerate anyway (at-least-once).
     if (!error) {
-      store.webhooks.result(row.id, { status: 'delivered', nextAttemptAt: at, httpStatus: status, error: null, at });
+      await store.committer.run(() => store.webhooks.result(row.id, { status: 'delivered', nextAttemptAt: at, httpStatus: status, error: null, at }));
       deps.metrics?.webhookDeliveries.inc();
       log.debug({ webhook: row.webhook_id, event: row.event_id }, 'webhook delivered');
       return;
     }
     deps.metrics?.webhookFailures.inc();
     const giveUp = at - row.created_at >= RETRY_FOR_MS;
-    store.webhooks.result(row.id, {
-      status: giveUp ? 'failed' : 'pending',
-      nextAttemptAt: at + backoffMs(row.attempts + 1),
-      httpStatus: status,
-      error,
-      at,
-    });
+    await store.committer.run(() =>
+      store.webhooks.result(row.id, {
+        status: giveUp ? 'failed' : 'pending',
+        nextAttemptAt: at + backoffMs(row.attempts + 1),
+        httpStatus: status,
+        error,
+        at,
+      }),
+    );
     log.warn({ webhook: row.webhook_id, event: row.event_id, attempt: row.attempts + 1, error, gave_up: giveUp }, 'webhook call failed');
   }
 

@@ -38,6 +38,7 @@ export class Committer {
     while (this.jobs.length) {
       const batch = this.jobs.splice(0, this.maxBatch);
       const results: { ok: boolean; value: unknown }[] = [];
+      let rolledBack = false;
       try {
         this.db
           .transaction(() => {
@@ -46,11 +47,26 @@ export class Committer {
                 results.push({ ok: true, value: this.db.transaction(job.fn)() });
               } catch (e) {
                 results.push({ ok: false, value: e });
+                // SQLITE_FULL, IOERR and NOMEM may roll back the whole transaction, not only the
+                // job's savepoint (sqlite.org/lang_transaction.html, "Response To Errors Within
+                // A Transaction"). Running on would commit each later job in a transaction of
+                // its own, and the batch's COMMIT then failing would report those failed too:
+                // stored, yet answered 451 — a duplicate once the client retries.
+                if (!this.db.inTransaction) {
+                  rolledBack = true;
+                  throw e;
+                }
               }
             }
           })
           .immediate();
       } catch (e) {
+        if (rolledBack) {
+          // The jobs run so far were undone with the batch; the others get a batch of their own.
+          batch.slice(0, results.length).forEach((job, i) => job.reject(results[i].ok ? e : results[i].value));
+          this.jobs.unshift(...batch.slice(results.length));
+          continue;
+        }
         // The commit itself failed (disk full, I/O error): nothing in the batch is durable.
         for (const job of batch) job.reject(e);
         continue;

@@ -2,6 +2,7 @@
 // transactions (same destination domain, same stored body), resolves MX and
 // records every attempt's outcome. Concurrency is bounded in total and per
 // destination domain so one slow domain cannot starve the others.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
@@ -238,14 +239,29 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   }
 
   async function commit(group: ClaimedRecipient[], outcomes: AttemptOutcome[]): Promise<void> {
-    await store.committer.run(() => {
-      outcomes.forEach((o, i) => {
-        store.queue.applyOutcome(o);
-        const r = group[i];
-        // RFC 3463 x.1.1: the mailbox does not exist; mailing it again only hurts reputation.
-        if (o.status === 'bounced' && o.bounceClass === 'bad-mailbox') store.tenants.suppress(r.msg_domain, r.email, 'bounce', o.at);
+    const write = () =>
+      store.committer.run(() => {
+        outcomes.forEach((o, i) => {
+          store.queue.applyOutcome(o);
+          const r = group[i];
+          // RFC 3463 x.1.1: the mailbox does not exist; mailing it again only hurts reputation.
+          if (o.status === 'bounced' && o.bounceClass === 'bad-mailbox') store.tenants.suppress(r.msg_domain, r.email, 'bounce', o.at);
+        });
       });
-    });
+    // The store can refuse the write (disk full, I/O error). The outcome is known and the rows
+    // are still leased to us, so keep trying to record it: giving up left them leased for
+    // LEASE_MS (no retry for 15 minutes), and attempting them again would send a copy the
+    // remote already took. Only a stop gives up; start-up then releases the leases.
+    for (let wait = 200; ; wait = Math.min(wait * 2, 2000)) {
+      try {
+        await write();
+        break;
+      } catch (e) {
+        if (stopping) throw e;
+        log.error({ err: e, msg_id: group[0].message_id, rcpts: group.length }, `recording delivery outcomes failed; retrying in ${wait} ms`);
+        await sleep(wait, undefined, { ref: false });
+      }
+    }
     outcomes.forEach((o, i) => {
       const r = group[i];
       deps.metrics?.deliveries.inc({ result: o.status, bounce_class: o.bounceClass ?? '' });

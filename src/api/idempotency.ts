@@ -44,7 +44,14 @@ export function createIdempotency(store: Store, clock: () => number) {
     if (running) return reply(c, await running, true);
     const p = run()
       .then((o) => {
-        if (o.status < 300) store.idempotency.put(key.id, scoped, o.status, JSON.stringify(o.body), clock());
+        if (o.status >= 300) return o;
+        try {
+          store.idempotency.put(key.id, scoped, o.status, JSON.stringify(o.body), clock());
+        } catch (e) {
+          // The message is already queued (disk full since, I/O error): answering 5xx now
+          // would make the client send it again. Only the replay protection is lost.
+          c.get('log')?.warn({ err: e }, 'storing the Idempotency-Key response failed');
+        }
         return o;
       })
       .finally(() => inflight.delete(flight));

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import nodemailer from 'nodemailer';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
@@ -72,12 +72,16 @@ export function testConfigInput(dnsServer: string, mxPort: number, dataDir: stri
   );
 }
 
-export async function startTestGateway(extra: DeepPartial<ConfigInput> = {}, opts: { dns?: TestDns; dataDir?: string; mxPort?: number } = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  extra: DeepPartial<ConfigInput> = {},
+  /** `logger`: e.g. createLogger('trace', destination) to capture what the gateway logs. */
+  opts: { dns?: TestDns; dataDir?: string; mxPort?: number; logger?: Logger } = {},
+): Promise<TestGateway> {
   const dns = opts.dns ?? (await startTestDns());
   const dataDir = opts.dataDir ?? tempDir();
   const mxPort = opts.mxPort ?? (await freePort());
   let config = parseConfig(testConfigInput(dns.server, mxPort, dataDir, extra), 'test config');
-  const logger = pino({ level: config.log.level });
+  const logger = opts.logger ?? pino({ level: config.log.level });
   const gw = await startGateway(config, { logger });
   // publicUrl must point at the port we just got
   if ((extra as any)?.http?.publicUrl === undefined) config.http.publicUrl = `http://127.0.0.1:${gw.httpPort}`;

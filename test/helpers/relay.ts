@@ -27,8 +27,8 @@ export interface RelayFixture {
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object | undefined ? DeepPartial<NonNullable<T[K]>> | T[K] : T[K] };
 
 /** `extra` is config input (durations as '300ms'), parsed like gateway.config.ts. */
-export async function startRelay(extra: DeepPartial<ConfigInput> = {}): Promise<RelayFixture> {
-  const t = await startTestGateway(extra as Parameters<typeof startTestGateway>[0]);
+export async function startRelay(extra: DeepPartial<ConfigInput> = {}, opts: Parameters<typeof startTestGateway>[1] = {}): Promise<RelayFixture> {
+  const t = await startTestGateway(extra as Parameters<typeof startTestGateway>[0], opts);
   createDomainService({ config: t.config, store: t.gw.store }).add(DOMAIN);
   const cred = (await addCredential(t.gw.store, DOMAIN, {})) as { id: string; username: string; password: string };
   const store = t.gw.store;

@@ -51,6 +51,13 @@ export function prepareTracking(base: Buffer, flags: Set<TrackFlag>, opts: Track
   // The byte test is only a shortcut; a base64 HTML part hides it, so unsubscribe forces a parse.
   if (opens || clicks || unsubscribe || base.includes('unsubscribe}}')) {
     rewriteHtmlParts(base, (html, ctx) => {
+      // A part that already holds the mark would have its own text taken for placeholders
+      // (found by the bad-input suite: "\u0001c0\u0001" in an HTML part became a live click
+      // token, "\u0001u\u0001" an unsubscribe token). Such a part is left exactly as sent.
+      if (html.includes(MARK)) {
+        templates.push(null);
+        return html;
+      }
       const offset = links.length;
       const clickUrl = ({ index }: { index: number }) => `${opts.baseUrl}/t/c/${MARK}c${offset + index}${MARK}`;
       if (ctx.type === 'text/plain') {

@@ -17,6 +17,9 @@ const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 export function parseAddress(input: string): ParsedAddress | null {
   const s = input.trim();
   if (!s || s.length > 320 || /[\r\n\0\s<>()\[\],;:"\\]/.test(s)) return null;
+  // U+FFFD is what bytes that were not UTF-8 decode to: the client sent an address we cannot
+  // read (RFC 6531 wants UTF-8), and accepting it would relay a different one.
+  if (s.includes('\uFFFD')) return null;
   const at = s.lastIndexOf('@');
   if (at <= 0 || at === s.length - 1) return null;
   const local = s.slice(0, at);
@@ -32,6 +35,9 @@ export function parseAddress(input: string): ParsedAddress | null {
 /** Lowercase punycode form of a host name, or null when it is not a valid one. */
 export function normaliseDomain(input: string): string | null {
   if (!input || input.endsWith('.') || input.startsWith('.')) return null;
+  // domainToASCII drops tab, CR and LF (WHATWG URL rules), so "a.test\r\nb" would quietly
+  // become the domain "a.testb": control characters and spaces make the name invalid instead.
+  if (/[\x00-\x20\x7f\uFFFD]/.test(input)) return null;
   const ascii = domainToASCII(input.toLowerCase());
   if (!ascii || ascii.length > 253) return null;
   const labels = ascii.split('.');

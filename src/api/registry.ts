@@ -53,9 +53,45 @@ function queryObject(c: Context): Record<string, string> {
   return c.req.query();
 }
 
+/** Deeper JSON is no real request; the schemas' own walks (e.g. metadata's size check) recurse. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Deepest `[`/`{` nesting of a JSON text, strings skipped. Stops counting past `limit`. */
+export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22) {
+      // Skip the string, escapes included.
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (ch === 0x5b || ch === 0x7b) {
+      if (++depth > max) max = depth;
+      if (max > limit) return max;
+    } else if (ch === 0x5d || ch === 0x7d) {
+      depth--;
+    }
+  }
+  return max;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 export async function readJson(c: Context): Promise<unknown> {
-  const text = await c.req.text();
+  let text: string;
+  try {
+    // RFC 8259 §8.1: JSON is UTF-8. A lenient decode would turn bad bytes into U+FFFD and
+    // send a message that says something other than what the client sent.
+    text = utf8.decode(await c.req.arrayBuffer());
+  } catch {
+    throw new ApiError(400, 'invalid_json', 'Request body is not valid UTF-8');
+  }
   if (!text.trim()) throw new ApiError(400, 'invalid_json', 'Request body is empty; expected a JSON document');
+  // Found by the bad-input suite: metadata nested 10,000 deep overflowed the stack in the
+  // schema's size check and answered 500; refuse such documents before parsing them.
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    throw new ApiError(400, 'invalid_json', `Request body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
   try {
     return JSON.parse(text);
   } catch (e) {

@@ -15,6 +15,18 @@ export function isForbiddenIp(ip: string): boolean {
   } catch {
     return true;
   }
+  // An IPv4 address inside an IPv6 one reaches the same host: NAT64 (64:ff9b::/96, RFC 6052)
+  // translates it, and the deprecated IPv4-compatible form (::a.b.c.d) is routed to it on
+  // some stacks. ipaddr.process() already unwraps ::ffff:a.b.c.d.
+  if (addr.kind() === 'ipv6') {
+    const parts = (addr as ipaddr.IPv6).parts;
+    const nat64 = parts[0] === 0x64 && parts[1] === 0xff9b && parts.slice(2, 6).every((p) => p === 0);
+    const compat = parts.slice(0, 6).every((p) => p === 0) && (parts[6] !== 0 || parts[7] > 1);
+    if (nat64 || compat) {
+      const v4 = `${parts[6] >> 8}.${parts[6] & 255}.${parts[7] >> 8}.${parts[7] & 255}`;
+      if (isForbiddenIp(v4)) return true;
+    }
+  }
   if (METADATA_IPS.has(addr.toString())) return true;
   const range = addr.range();
   return range === 'linkLocal' || range === 'unspecified' || range === 'broadcast' || range === 'multicast';
@@ -22,6 +34,8 @@ export function isForbiddenIp(ip: string): boolean {
 
 /** Static check of a URL as given (scheme, literal IPs, well-known metadata names). Returns the reason or null. */
 export function webhookUrlProblem(raw: string, allowLinkLocal: boolean): string | null {
+  // The URL parser silently drops tab, CR and LF: the stored URL would not be the one used.
+  if (/[\x00-\x20\x7f]/.test(raw)) return 'url must not contain spaces or control characters';
   let url: URL;
   try {
     url = new URL(raw);
@@ -32,7 +46,8 @@ export function webhookUrlProblem(raw: string, allowLinkLocal: boolean): string 
   if (url.username || url.password) return 'url must not contain credentials';
   if (raw.length > 2048) return 'url is too long';
   if (allowLinkLocal) return null;
-  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  // "metadata.google.internal." (absolute form, trailing dot) names the same host.
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.+$/, '');
   if (METADATA_HOSTS.has(host)) return `${host} is a cloud metadata endpoint`;
   if (ipaddr.isValid(host) && isForbiddenIp(host)) return `${host} is a link-local or metadata address`;
   return null;

@@ -366,7 +366,13 @@ function rewriteNode(buf: Buffer, node: HtmlNode, fn: HtmlRewriter, splices: Spl
   const cte = (fieldValue(node.fields, 'content-transfer-encoding') ?? '7bit').trim().toLowerCase();
   let bytes: Buffer;
   if (cte === 'quoted-printable') bytes = qpDecode(body);
-  else if (cte === 'base64') bytes = Buffer.from(body.toString('latin1'), 'base64');
+  else if (cte === 'base64') {
+    // Node decodes base64 leniently (skips what it cannot read); re-encoding that would
+    // replace the part with other bytes than were sent. Leave an invalid part as it is.
+    const b64 = body.toString('latin1').replace(/[\t\r\n ]+/g, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 === 1) return false;
+    bytes = Buffer.from(b64, 'base64');
+  }
   else if (['7bit', '8bit', 'binary', ''].includes(cte)) bytes = body;
   else return false; // x-uuencode and the like: we cannot re-encode it faithfully
 

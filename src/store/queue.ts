@@ -1,5 +1,5 @@
 // Messages, their stored bodies and one row per recipient: the delivery queue.
-import type { Db } from './db.js';
+import { withoutFsync, type Db } from './db.js';
 import type { EventLog, EventType, MessageRef } from './events.js';
 
 export type RecipientStatus =
@@ -237,13 +237,15 @@ export class QueueStore {
     /** Chooses, inside the claim's transaction, which due rows to lease (default: all). */
     pick: (due: ClaimedRecipient[]) => ClaimedRecipient[] = (due) => due,
   ): ClaimedRecipient[] {
-    return this.db
-      .transaction(() => {
-        const rows = pick(this.s.due.all(now, now, JSON.stringify(busyDomains), limit) as ClaimedRecipient[]);
-        for (const r of rows) this.s.lease.run(now + leaseMs, r.id);
-        return rows;
-      })
-      .immediate();
+    return withoutFsync(this.db, () =>
+      this.db
+        .transaction(() => {
+          const rows = pick(this.s.due.all(now, now, JSON.stringify(busyDomains), limit) as ClaimedRecipient[]);
+          for (const r of rows) this.s.lease.run(now + leaseMs, r.id);
+          return rows;
+        })
+        .immediate(),
+    );
   }
 
   /** At start-up: whatever a crashed process had claimed is due again at once. */

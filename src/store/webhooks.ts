@@ -1,5 +1,5 @@
 // Webhook endpoints and their durable outbox.
-import type { Db } from './db.js';
+import { withoutFsync, type Db } from './db.js';
 
 export interface WebhookRow {
   id: string;
@@ -80,13 +80,15 @@ export class WebhookStore {
     /** Chooses, inside the claim's transaction, which due rows to lease (default: all). */
     pick: (due: OutboxRow[]) => OutboxRow[] = (due) => due,
   ): OutboxRow[] {
-    return this.db
-      .transaction(() => {
-        const rows = pick(this.s.due.all(now, now, JSON.stringify(busyHooks), limit) as OutboxRow[]);
-        for (const r of rows) this.s.lease.run(now + leaseMs, r.id);
-        return rows;
-      })
-      .immediate();
+    return withoutFsync(this.db, () =>
+      this.db
+        .transaction(() => {
+          const rows = pick(this.s.due.all(now, now, JSON.stringify(busyHooks), limit) as OutboxRow[]);
+          for (const r of rows) this.s.lease.run(now + leaseMs, r.id);
+          return rows;
+        })
+        .immediate(),
+    );
   }
   releaseAllLeases(): void {
     this.s.releaseAll.run();

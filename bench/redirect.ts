@@ -24,7 +24,7 @@ export interface RedirectOptions {
 
 const TOKEN_RE = /\/t\/c\/([A-Za-z0-9_-]{22})/g;
 
-async function tokensFrom(bodies: Buffer[]): Promise<string[]> {
+export async function tokensFrom(bodies: Buffer[]): Promise<string[]> {
   const out: string[] = [];
   for (const b of bodies) {
     const parsed = await simpleParser(b);

@@ -1,0 +1,444 @@
+// The crash suite's driver, shared by `npm run test:crash` (full size) and the
+// bounded test inside `npm test`. It runs the real gateway as a child process
+// (`relaygate start`), pushes a load through SMTP and the HTTP API, SIGKILLs
+// the gateway K times at seeded-random moments — some random, some aimed at
+// the windows where crash bugs live — restarts it each time, and then counts
+// what reached the loopback MX and the webhook receiver:
+//   lost        acknowledged (250/202) but never arrived — must be 0
+//   duplicated  arrived more than once, split into resends after a lost reply
+//               (the client's RFC 1047 duplicate) and deliveries the gateway
+//               itself repeated (killed after the remote 250, before its
+//               state update: the unavoidable at-least-once window)
+//   webhooks    every acknowledged delivery's `delivered` event arrives at
+//               least once after the restarts; repeats are counted.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createApiKey } from '../../src/auth/api-keys.js';
+import { addCredential } from '../../src/auth/credentials.js';
+import { parseConfig } from '../../src/config/load.js';
+import { createDomainService } from '../../src/domains/service.js';
+import { openStore } from '../../src/store/index.js';
+import { startChild, writeConfig, type GatewayChild } from '../helpers/child.js';
+import { startTestDns, type TestDns } from '../helpers/dns-server.js';
+import { freePort, tempDir } from '../helpers/gateway.js';
+import { Load, postJson } from './load.js';
+import { startCountingMx, startWebhookReceiver, type CountingMx, type WebhookReceiver } from './sinks.js';
+
+export type KillKind = 'random' | 'group-commit' | 'after-remote-250' | 'webhook-dispatch';
+
+export interface CrashOptions {
+  messages: number;
+  kills: number;
+  seed: number;
+  sessions?: number;
+  /** 1 in httpEvery messages goes through POST /api/v1/messages. */
+  httpEvery?: number;
+  httpWorkers?: number;
+  /** Destination domains (all on the one loopback MX). */
+  domains?: number;
+  loadTimeoutMs?: number;
+  drainTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface KillRecord {
+  n: number;
+  kind: KillKind;
+  /** The aimed-at moment came; false: the fallback timer fired and it was a plain random kill. */
+  aimed: boolean;
+  ackedBefore: number;
+  atMs: number;
+  /** SIGKILL → the restarted gateway logged ready. */
+  downMs: number;
+  /** Messages the MX had already taken that the restarted gateway delivered again. */
+  redelivered: number;
+}
+
+export interface CrashReport {
+  seed: number;
+  messages: number;
+  acknowledged: number;
+  ackedSmtp: number;
+  ackedHttp: number;
+  unacknowledged: number;
+  refused: { seq: number; reply: string }[];
+  ambiguousAttempts: number;
+  tempFailures: number;
+  delivered: number;
+  lost: number;
+  lostSeqs: number[];
+  duplicated: number;
+  duplicatedAfterLostReply: number;
+  /** Of those, resent through the HTTP API (with an Idempotency-Key: should be 0). */
+  duplicatedAfterLostReplyHttp: number;
+  duplicatedByGateway: number;
+  mxReceptions: number;
+  /** seq → epochs of its receptions, for each seq received more than once (first 20). */
+  duplicateEpochs: { seq: number; epochs: number[]; resentAfterLostReply: number }[];
+  mxUnreadable: number;
+  unackedArrived: number;
+  kills: KillRecord[];
+  unexpectedExits: string[];
+  webhook: { expected: number; received: number; missing: number; missingSeqs: number[]; duplicated: number; total: number };
+  timings: { setupMs: number; loadMs: number; drainMs: number; webhookMs: number; wallMs: number };
+  dataDir: string;
+}
+
+/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its printed seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer!: NodeJS.Timeout;
+  const t = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: no result in ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Every targeted kind at least once (when K allows), the rest drawn at random; shuffled. */
+export function killPlan(k: number, rand: () => number): KillKind[] {
+  const aimed: KillKind[] = ['group-commit', 'after-remote-250', 'webhook-dispatch'];
+  const all: KillKind[] = [...aimed, 'random'];
+  const plan = aimed.slice(0, k);
+  while (plan.length < k) plan.push(all[Math.floor(rand() * all.length)]);
+  for (let i = plan.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [plan[i], plan[j]] = [plan[j], plan[i]];
+  }
+  return plan;
+}
+
+/** Kill i fires once this many messages are acknowledged: evenly spread, jittered. */
+function thresholds(n: number, k: number, rand: () => number): number[] {
+  const seg = n / (k + 1);
+  return Array.from({ length: k }, (_, i) => Math.max(1, Math.floor(seg * (i + 1) + (rand() - 0.5) * 0.6 * seg)));
+}
+
+export async function runCrash(o: CrashOptions): Promise<CrashReport> {
+  const log = o.log ?? (() => undefined);
+  const sessions = o.sessions ?? 8;
+  const httpEvery = o.httpEvery ?? 5;
+  const httpWorkers = o.httpWorkers ?? 2;
+  const rand = prng(o.seed);
+  const t0 = Date.now();
+  const dir = tempDir('relaygate-crashsuite-');
+  const children: GatewayChild[] = [];
+  const killedByUs = new WeakSet<GatewayChild>();
+  const unexpectedExits: string[] = [];
+  let dns: TestDns | undefined;
+  let mx: CountingMx | undefined;
+  let hooks: WebhookReceiver | undefined;
+  let current: GatewayChild | null = null;
+  let shuttingDown = false;
+  /** Stops the load early (a gateway died on its own, or a restart failed): fail fast, not at the deadline. */
+  let abortLoad: () => void = () => undefined;
+  /** Gateway processes killed so far: receptions are tagged with it. */
+  let epoch = 0;
+
+  try {
+    dns = await startTestDns();
+    const mxIp = '127.0.0.9';
+    const mxPort = await freePort(mxIp);
+    const domains = Array.from({ length: o.domains ?? 4 }, (_, i) => `d${i}.crash.test`);
+    for (const d of domains) dns.set(d, [{ type: 'MX', exchange: 'mx.crash.test', priority: 10 }]);
+    dns.set('mx.crash.test', [{ type: 'A', address: mxIp }]);
+    // Fixed ports, as a real deployment has: clients reconnect to the same place after a restart.
+    const smtpPort = await freePort();
+    const httpPort = await freePort();
+    const configInput = {
+      dataDir: path.join(dir, 'data'),
+      certsDir: path.join(dir, 'certs'),
+      hostname: 'relay.test',
+      smtp: { host: '127.0.0.1', port: smtpPort },
+      http: { host: '127.0.0.1', port: httpPort, publicUrl: `http://127.0.0.1:${httpPort}`, rateLimit: 100_000 },
+      dns: { servers: [dns.server], timeout: '2s' },
+      delivery: {
+        mxPort,
+        retrySchedule: ['200ms', '500ms', '1s'],
+        pollInterval: '200ms',
+        connectTimeout: '2s',
+        greetingTimeout: '3s',
+        socketTimeout: '5s',
+      },
+      log: { level: 'info' },
+    };
+    const env = { RELAYGATE_CONFIG: writeConfig(dir, configInput) };
+
+    // Domain, SMTP credential and API key through the services the CLI runs (in this
+    // process: a CLI child per step costs seconds of node start-up each).
+    const config = parseConfig(configInput, 'crash suite config');
+    const setupStore = openStore(config.dataDir);
+    let cred: { username: string; password: string };
+    let apiKey: string;
+    try {
+      createDomainService({ config, store: setupStore }).add('example.test', {});
+      const c = await addCredential(setupStore, 'example.test', { name: 'crash' });
+      if (c.kind !== 'password') throw new Error('expected a password credential');
+      cred = c;
+      apiKey = createApiKey(setupStore, 'crash', ['send', 'read', 'admin']).key;
+    } finally {
+      setupStore.close();
+    }
+    const start = async () => {
+      const c = await startChild(env, 60_000);
+      children.push(c);
+      current = c;
+      void c.exited.then((code) => {
+        if (killedByUs.has(c) || shuttingDown) return;
+        unexpectedExits.push(`exit ${code}; last log lines:\n${c.log.slice(-5).join('\n')}`);
+        abortLoad();
+      });
+    };
+    await start();
+    mx = await startCountingMx(mxIp, mxPort, () => epoch);
+    hooks = await startWebhookReceiver('127.0.0.1');
+    const hook = await postJson(httpPort, '/api/v1/webhooks', apiKey, JSON.stringify({ url: hooks.url, events: ['delivered'] }), null);
+    if (hook.status !== 201) throw new Error(`webhook registration failed: ${hook.status} ${hook.text}`);
+    const setupMs = Date.now() - t0;
+    log(`setup done in ${setupMs} ms (seed ${o.seed}; smtp :${smtpPort}, http :${httpPort}, mx ${mxIp}:${mxPort})`);
+
+    // --- load, with kills at seeded moments -------------------------------------------
+    const tLoad = Date.now();
+    const load = new Load({
+      messages: o.messages,
+      sessions,
+      httpEvery,
+      httpWorkers,
+      smtpPort,
+      httpPort,
+      cred,
+      apiKey,
+      domains,
+      rand,
+      deadline: tLoad + (o.loadTimeoutMs ?? 600_000),
+    });
+    abortLoad = () => load.stop();
+    const plan = killPlan(o.kills, rand);
+    const marks = thresholds(o.messages, o.kills, rand);
+    const kills: KillRecord[] = [];
+    let loadDone = false;
+
+    const sigkill = () => {
+      const c = current;
+      if (!c || c.proc.exitCode !== null) return;
+      killedByUs.add(c);
+      c.proc.kill('SIGKILL');
+      epoch++;
+    };
+
+    /** Waits for the aimed-at moment (or the fallback timeout), then SIGKILL. Returns whether it was aimed. */
+    const aimAndKill = async (kind: KillKind): Promise<boolean> => {
+      if (kind === 'random') {
+        await sleep(rand() * 300);
+        sigkill();
+        return true;
+      }
+      if (kind === 'group-commit') {
+        // Many submissions past their final dot / request body and not yet answered: they
+        // are in DKIM signing or in the one transaction the committer is writing.
+        const want = Math.ceil(0.6 * (sessions + httpWorkers));
+        let aimed = false;
+        await Promise.race([
+          new Promise<void>((resolve) =>
+            load.whenInflight(want, () => {
+              aimed = true;
+              sigkill();
+              resolve();
+            }),
+          ),
+          sleep(3000),
+        ]);
+        load.cancelInflightWatch();
+        if (!aimed) sigkill();
+        return aimed;
+      }
+      const sink = kind === 'after-remote-250' ? mx! : hooks!;
+      let fired = false;
+      const arm = (fn: () => void) => (kind === 'after-remote-250' ? mx!.armAfter250(fn) : hooks!.armOnReceipt(fn));
+      const done = new Promise<void>((resolve) => {
+        // Called synchronously right after the peer wrote its success reply.
+        arm(() => {
+          fired = true;
+          sigkill();
+          resolve();
+        });
+      });
+      await Promise.race([done, sleep(5000)]);
+      sink.disarm();
+      if (!fired) sigkill();
+      return fired;
+    };
+
+    const killer = (async () => {
+      for (let i = 0; i < plan.length; i++) {
+        while (load.ledger.acked.size < marks[i] && !loadDone) await sleep(5);
+        if (loadDone) break;
+        const ackedBefore = load.ledger.acked.size;
+        const atMs = Date.now() - tLoad;
+        const victim = current!;
+        const aimed = await aimAndKill(plan[i]);
+        const tKill = Date.now();
+        await bounded(victim.exited, 10_000, 'killed gateway exit');
+        await sleep(rand() * 200);
+        await start();
+        const rec: KillRecord = { n: i + 1, kind: plan[i], aimed, ackedBefore, atMs, downMs: Date.now() - tKill, redelivered: 0 };
+        kills.push(rec);
+        log(`kill ${rec.n}/${plan.length}: ${rec.kind}${aimed ? '' : ' (moment not reached; killed on timeout)'} at ${ackedBefore} acknowledged, back in ${rec.downMs} ms`);
+      }
+    })();
+    killer.catch(() => load.stop());
+
+    const progress = setInterval(() => {
+      log(`  acknowledged ${load.ledger.acked.size}/${o.messages}, MX received ${mx!.total()}, webhooks ${hooks!.total()}`);
+    }, 5000);
+    try {
+      await load.run();
+    } finally {
+      loadDone = true;
+      clearInterval(progress);
+    }
+    await killer;
+    const loadMs = Date.now() - tLoad;
+    log(`load done in ${loadMs} ms: ${load.ledger.acked.size} acknowledged, ${kills.length} kills`);
+
+    // --- drain: every acknowledged seq at the MX, then its webhook event -------------------
+    const acked = [...load.ledger.acked.keys()];
+    const tDrain = Date.now();
+    const drainUntil = tDrain + (o.drainTimeoutMs ?? 120_000);
+    while (acked.some((s) => !mx!.counts.has(s)) && Date.now() < drainUntil) await sleep(100);
+    await sleep(1500); // a would-be duplicate has time to show
+    const drainMs = Date.now() - tDrain;
+    const tHooks = Date.now();
+    const hooksUntil = tHooks + (o.drainTimeoutMs ?? 120_000);
+    while (acked.some((s) => !hooks!.deliveredBySeq.has(s)) && Date.now() < hooksUntil) await sleep(100);
+    await sleep(500);
+    const webhookMs = Date.now() - tHooks;
+
+    // --- figures ------------------------------------------------------------------------
+    const lostSeqs = acked.filter((s) => !mx!.counts.has(s)).sort((a, b) => a - b);
+    let duplicated = 0;
+    let afterLostReply = 0;
+    let afterLostReplyHttp = 0;
+    for (const [seq, n] of mx.counts) {
+      if (n <= 1) continue;
+      duplicated += n - 1;
+      const resent = Math.min(n - 1, load.ledger.ambiguous.get(seq) ?? 0);
+      afterLostReply += resent;
+      if (load.ledger.acked.get(seq) === 'http') afterLostReplyHttp += resent;
+    }
+    // A reception in epoch j of a seq the MX already had from an earlier epoch is a
+    // redelivery caused by kill j.
+    for (const list of mx.epochs.values()) {
+      for (let i = 1; i < list.length; i++) if (list[i] > list[0] && kills[list[i] - 1]) kills[list[i] - 1].redelivered++;
+    }
+    const missingHooks = acked.filter((s) => !hooks!.deliveredBySeq.has(s)).sort((a, b) => a - b);
+    let hookDups = 0;
+    for (const n of hooks.byEvent.values()) hookDups += Math.max(0, n - 1);
+    let ambiguousAttempts = 0;
+    for (const n of load.ledger.ambiguous.values()) ambiguousAttempts += n;
+
+    return {
+      seed: o.seed,
+      messages: o.messages,
+      acknowledged: acked.length,
+      ackedSmtp: acked.filter((s) => load.ledger.acked.get(s) === 'smtp').length,
+      ackedHttp: acked.filter((s) => load.ledger.acked.get(s) === 'http').length,
+      unacknowledged: load.remaining(),
+      refused: [...load.ledger.refused].map(([seq, reply]) => ({ seq, reply })),
+      ambiguousAttempts,
+      tempFailures: load.ledger.tempFailures,
+      delivered: acked.length - lostSeqs.length,
+      lost: lostSeqs.length,
+      lostSeqs: lostSeqs.slice(0, 50),
+      duplicated,
+      duplicatedAfterLostReply: afterLostReply,
+      duplicatedAfterLostReplyHttp: afterLostReplyHttp,
+      duplicatedByGateway: duplicated - afterLostReply,
+      mxReceptions: mx.total(),
+      duplicateEpochs: [...mx.epochs]
+        .filter(([, e]) => e.length > 1)
+        .slice(0, 20)
+        .map(([seq, epochs]) => ({ seq, epochs, resentAfterLostReply: load.ledger.ambiguous.get(seq) ?? 0 })),
+      mxUnreadable: mx.unreadable,
+      unackedArrived: [...mx.counts.keys()].filter((s) => !load.ledger.acked.has(s)).length,
+      kills,
+      unexpectedExits,
+      webhook: {
+        expected: acked.length,
+        received: acked.length - missingHooks.length,
+        missing: missingHooks.length,
+        missingSeqs: missingHooks.slice(0, 50),
+        duplicated: hookDups,
+        total: hooks.total(),
+      },
+      timings: { setupMs, loadMs, drainMs, webhookMs, wallMs: Date.now() - t0 },
+      dataDir: dir,
+    };
+  } finally {
+    shuttingDown = true;
+    // The last gateway stops the way an operator stops it (SIGTERM, bounded); any other
+    // child still alive after a failure is SIGKILLed.
+    for (const c of children) {
+      if (c.proc.exitCode !== null) continue;
+      killedByUs.add(c);
+      c.proc.kill(c === current ? 'SIGTERM' : 'SIGKILL');
+      const ok = await bounded(c.exited, 12_000, 'gateway exit').then(
+        () => true,
+        () => false,
+      );
+      if (!ok) {
+        c.proc.kill('SIGKILL');
+        await bounded(c.exited, 5_000, 'gateway exit').catch(() => undefined);
+      }
+    }
+    await mx?.close().catch(() => undefined);
+    await hooks?.close().catch(() => undefined);
+    await dns?.close().catch(() => undefined);
+    if (process.env.RELAYGATE_CRASH_KEEP) {
+      // Kept for a post-mortem: the data directory and each gateway process's log.
+      children.forEach((c, i) => fs.writeFileSync(path.join(dir, `gateway-${i}.log`), c.log.join('\n')));
+    } else {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+const pct = (n: number, of: number) => (of ? `${((100 * n) / of).toFixed(3)}%` : '-');
+
+export function formatReport(r: CrashReport): string {
+  const lines = [
+    `relaygate crash suite — seed ${r.seed}`,
+    `  messages            ${r.messages} (8 SMTP sessions + HTTP API)`,
+    `  acknowledged        ${r.acknowledged} (SMTP 250: ${r.ackedSmtp}, HTTP 202: ${r.ackedHttp}); unacknowledged at the end: ${r.unacknowledged}; refused: ${r.refused.length}`,
+    `  sent without reply  ${r.ambiguousAttempts} attempts (resent later); temporary refusals retried: ${r.tempFailures}`,
+    `  delivered           ${r.delivered} of ${r.acknowledged} acknowledged (MX receptions ${r.mxReceptions})`,
+    `  LOST                ${r.lost}${r.lost ? `  seqs: ${r.lostSeqs.join(', ')}` : ''}`,
+    `  duplicated          ${r.duplicated} (${pct(r.duplicated, r.acknowledged)}): ${r.duplicatedByGateway} redelivered by the gateway after a kill past the remote 250, ${r.duplicatedAfterLostReply} resent by a client whose reply was lost (${r.duplicatedAfterLostReplyHttp} of them via HTTP with an Idempotency-Key)`,
+    `  kills               ${r.kills.length}: ${r.kills.map((k) => `${k.kind}${k.aimed ? '' : '(timeout)'} → ${k.redelivered} again`).join(', ')}`,
+    `  restart time        ${r.kills.length ? `${Math.min(...r.kills.map((k) => k.downMs))}-${Math.max(...r.kills.map((k) => k.downMs))} ms` : '-'}`,
+    `  unexpected exits    ${r.unexpectedExits.length}`,
+    `  webhook events      expected ${r.webhook.expected}, received ${r.webhook.received}, missing ${r.webhook.missing}, duplicated ${r.webhook.duplicated} (${pct(r.webhook.duplicated, r.webhook.total)} of ${r.webhook.total} POSTs)`,
+    `  wall time           ${(r.timings.wallMs / 1000).toFixed(1)} s (setup ${(r.timings.setupMs / 1000).toFixed(1)} s, load ${(r.timings.loadMs / 1000).toFixed(1)} s, drain ${(r.timings.drainMs / 1000).toFixed(1)} s, webhooks ${(r.timings.webhookMs / 1000).toFixed(1)} s)`,
+  ];
+  if (r.duplicateEpochs.length) {
+    lines.push(`  duplicates (seq: epochs of its receptions, 0 = first gateway process): ${r.duplicateEpochs.map((d) => `${d.seq}: ${d.epochs.join('/')}${d.resentAfterLostReply ? ' (resent)' : ''}`).join(', ')}`);
+  }
+  if (r.webhook.missing) lines.push(`  missing webhook seqs: ${r.webhook.missingSeqs.join(', ')}`);
+  for (const e of r.unexpectedExits) lines.push(`  unexpected exit: ${e}`);
+  for (const f of r.refused.slice(0, 10)) lines.push(`  refused seq ${f.seq}: ${f.reply}`);
+  if (r.mxUnreadable || r.unackedArrived) lines.push(`  MX: ${r.mxUnreadable} without X-Crash-Seq, ${r.unackedArrived} seqs arrived but never acknowledged`);
+  return lines.join('\n');
+}

@@ -45,7 +45,7 @@ const message = (n: number, size = 2000) =>
     ].join('\r\n'),
   );
 
-const withTimeout = <T>(p: Promise<T>, ms = 15_000) =>
+const withTimeout = <T>(p: Promise<T>, ms = 60_000) =>
   Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no result within ${ms} ms`)), ms).unref())]);
 
 describe('pool with 2 workers', () => {

@@ -1,6 +1,7 @@
 // Security suite, part 2 (issue 6, part 4), with the figures it prints (part 1, the
 // open-relay matrix and AUTH brute force, is security-relay.test.ts):
-// - 10,000 forged or altered tracking tokens (pipelined keep-alive GETs) → 0 redirects;
+// - 10,000 forged or altered tracking tokens (pipelined keep-alive GETs) → 0 redirects,
+//   and 200 forged one-click unsubscribe POSTs → nobody unsubscribed;
 // - webhook URLs at link-local / metadata addresses (decimal, hex, octal, IPv6
 //   forms) refused unless webhooks.allowLinkLocal;
 // - secrets (SMTP passwords, API keys, DKIM private keys, tracking.secret, webhook
@@ -54,6 +55,7 @@ before(async () => {
     RELAYGATE_CONFIG: writeConfig(cliDir, { dataDir: cliDir, delivery: { relayHost: { host: '127.0.0.1', port: 2525, auth: { user: 'relay', pass: RELAY_PASS } } } }),
     RELAYGATE_SECRET: TRACKING_SECRET,
   });
+  printConfig.catch(() => undefined); // awaited (and its failure reported) in the secrets test
   const logger = createLogger('trace', { write: (s: string) => void logLines.push(s) });
   f = await startRelay({ http: { rateLimit: 100_000 }, tracking: { secret: TRACKING_SECRET, unsubscribe: true }, log: { level: 'trace' } }, { logger });
   f.t.dns.set('dest.test', [{ type: 'MX', exchange: 'mx.dest.test', priority: 10 }]);
@@ -170,6 +172,16 @@ describe('forged tracking tokens', () => {
     );
     assert.equal(redirects, 0);
     assert.deepEqual([...statuses.keys()], [404]);
+    // Forged one-click unsubscribes (RFC 8058 POST) change nothing either.
+    const posts = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => {
+        const t = i % 2 ? randomToken() : `${unsubs[0].slice(0, 21)}${unsubs[0][21] === 'A' ? 'B' : 'A'}`;
+        return fetch(`${base}/t/u/${t}`, { method: 'POST', body: 'List-Unsubscribe=One-Click' }).then(async (r) => (await r.arrayBuffer(), r.status));
+      }),
+    );
+    assert.deepEqual([...new Set(posts)], [404]);
+    const list = await api('GET', '/suppressions', { key: keys.read });
+    assert.equal(list.json.pagination.total, 0, 'nobody was unsubscribed');
     // A real token with a query string still goes to the stored URL only: never an open redirect.
     const q = await fetch(`${base}/t/c/${clicks[1]}?url=https://evil.test/&u=https%3A%2F%2Fevil.test`, { redirect: 'manual' });
     assert.equal(q.headers.get('location'), 'https://shop.test/p1');

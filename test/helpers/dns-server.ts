@@ -45,63 +45,81 @@ export async function startTestDns(): Promise<TestDns> {
   const queries: string[] = [];
   const norm = (n: string) => n.toLowerCase().replace(/\.$/, '');
 
-  const server = dns2.createServer({
-    udp: true,
-    tcp: true,
-    handle(request: any, send: (r: any) => void) {
-      const response = Packet.createResponseFromRequest(request);
-      const [q] = request.questions;
-      const name = norm(q.name);
-      const typeName = TYPE_NAMES[q.type] ?? String(q.type);
-      queries.push(`${typeName} ${name}`);
-      const mode = modes.get(name) ?? 'answer';
-      if (mode === 'timeout') return;
-      if (mode === 'servfail') {
-        response.header.rcode = 2;
-        send(response);
-        return;
-      }
-      const rrs = zone.get(name);
-      if (mode === 'nxdomain' || !rrs) {
-        response.header.rcode = 3;
-        send(response);
-        return;
-      }
-      const push = (rr: Rr, owner: string) => {
-        const base = { name: owner, class: Packet.CLASS.IN, ttl: 60 };
-        if (rr.type === 'TXT') {
-          const data = Array.isArray(rr.data) ? rr.data : txtChunks(rr.data);
-          response.answers.push({ ...base, type: Packet.TYPE.TXT, data } as any);
+  const create = () =>
+    dns2.createServer({
+      udp: true,
+      tcp: true,
+      handle(request: any, send: (r: any) => void) {
+        const response = Packet.createResponseFromRequest(request);
+        const [q] = request.questions;
+        const name = norm(q.name);
+        const typeName = TYPE_NAMES[q.type] ?? String(q.type);
+        queries.push(`${typeName} ${name}`);
+        const mode = modes.get(name) ?? 'answer';
+        if (mode === 'timeout') return;
+        if (mode === 'servfail') {
+          response.header.rcode = 2;
+          send(response);
+          return;
+        }
+        const rrs = zone.get(name);
+        if (mode === 'nxdomain' || !rrs) {
+          response.header.rcode = 3;
+          send(response);
+          return;
+        }
+        const push = (rr: Rr, owner: string) => {
+          const base = { name: owner, class: Packet.CLASS.IN, ttl: 60 };
+          if (rr.type === 'TXT') {
+            const data = Array.isArray(rr.data) ? rr.data : txtChunks(rr.data);
+            response.answers.push({ ...base, type: Packet.TYPE.TXT, data } as any);
+          } else {
+            response.answers.push({ ...base, ...rr, type: (Packet.TYPE as any)[rr.type] } as any);
+          }
+        };
+        const cname = rrs.find((r) => r.type === 'CNAME') as Extract<Rr, { type: 'CNAME' }> | undefined;
+        if (cname && typeName !== 'CNAME') {
+          push(cname, q.name);
+          for (const rr of zone.get(norm(cname.domain)) ?? []) {
+            if (rr.type === typeName) push(rr, cname.domain);
+          }
         } else {
-          response.answers.push({ ...base, ...rr, type: (Packet.TYPE as any)[rr.type] } as any);
+          for (const rr of rrs) if (rr.type === typeName) push(rr, q.name);
         }
-      };
-      const cname = rrs.find((r) => r.type === 'CNAME') as Extract<Rr, { type: 'CNAME' }> | undefined;
-      if (cname && typeName !== 'CNAME') {
-        push(cname, q.name);
-        for (const rr of zone.get(norm(cname.domain)) ?? []) {
-          if (rr.type === typeName) push(rr, cname.domain);
-        }
-      } else {
-        for (const rr of rrs) if (rr.type === typeName) push(rr, q.name);
-      }
-      send(response);
-    },
-  });
+        send(response);
+      },
+    });
 
-  // Bind UDP on an ephemeral port, then TCP on the same number.
-  const servers = (server as any).servers;
-  const udpOnly = servers.udp;
-  await new Promise<void>((resolve, reject) => {
-    udpOnly.once('error', reject);
-    udpOnly.bind(0, '127.0.0.1', () => resolve());
-  });
-  const port: number = udpOnly.address().port;
-  const tcp = servers.tcp;
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(port, '127.0.0.1', () => resolve());
-  });
+  // Bind UDP on an ephemeral port, then TCP on the same number; that number can already be
+  // taken for TCP (EADDRINUSE), so try again on another one. dns2 re-emits a listen error on
+  // the DNSServer before our own listener runs: without an 'error' listener there the error
+  // was thrown out of the event (process crash, or a before() hook waiting forever under
+  // node:test), so one is attached.
+  let udpOnly: any;
+  let tcp: any;
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    const server = create();
+    server.on('error', () => undefined); // reported through the bind/listen promises below
+    const servers = (server as any).servers;
+    udpOnly = servers.udp;
+    tcp = servers.tcp;
+    await new Promise<void>((resolve, reject) => {
+      udpOnly.once('error', reject);
+      udpOnly.bind(0, '127.0.0.1', () => resolve());
+    });
+    port = udpOnly.address().port;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(port, '127.0.0.1', () => resolve());
+      });
+      break;
+    } catch (e) {
+      await new Promise<void>((r) => udpOnly.close(() => r()));
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw e;
+    }
+  }
 
   return {
     server: `127.0.0.1:${port}`,

@@ -153,7 +153,7 @@ let resolve: (name: string, type: string) => Promise<unknown>;
 before(async () => {
   dns = await startTestDns();
   for (const [name, value] of Object.entries(RECORDS)) dns.set(name, [{ type: 'TXT', data: value }]);
-  const r = new Resolver({ timeout: 2000, tries: 1 });
+  const r = new Resolver({ timeout: 5000, tries: 2 });
   r.setServers([dns.server]);
   resolve = (name, type) => r.resolve(name, type as 'TXT');
   await ensureDkimpy();

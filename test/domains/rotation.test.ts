@@ -26,7 +26,7 @@ before(async () => {
   f.t.dns.set('dest.test', [{ type: 'MX', exchange: 'mx.dest.test', priority: 10 }]);
   f.t.dns.set('mx.dest.test', [{ type: 'A', address: '127.0.0.14' }]);
   mx = await startMxSink('127.0.0.14', f.t.mxPort);
-  const r = new Resolver({ timeout: 2000, tries: 1 });
+  const r = new Resolver({ timeout: 5000, tries: 2 });
   r.setServers([f.t.dns.server]);
   resolve = (name, type) => r.resolve(name, type as 'TXT');
 });

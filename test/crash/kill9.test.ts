@@ -87,10 +87,14 @@ test('messages acknowledged with 250 and killed with SIGKILL an instant later ar
   }
 });
 
-test('a kill while the MX is receiving loses nothing: the delivery is retried after restart', async () => {
+/**
+ * An MX that, while `stall` is on, takes the whole DATA and never answers it (the gateway
+ * is then mid-transaction), and behaves normally once `release()` is called.
+ */
+async function stallingMx(): Promise<{ mx: MxSink; dataSeen: Promise<void>; release(): void }> {
   let stall = true;
   let sawData!: () => void;
-  const dataSeen = new Promise<void>((r) => (sawData = r));
+  const seen = new Promise<void>((r) => (sawData = r));
   const mx: MxSink = await startMxSink('127.0.0.7', mxPort, {
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
@@ -98,19 +102,26 @@ test('a kill while the MX is receiving loses nothing: the delivery is retried af
       stream.on('end', () => {
         if (stall) {
           sawData();
-          return; // never answer: the gateway dies mid-transaction
+          return;
         }
         mx.received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), body: Buffer.concat(chunks), at: Date.now() });
         cb();
       });
     },
   });
+  const dataSeen = Promise.race([seen, new Promise<void>((_, rej) => setTimeout(() => rej(new Error('MX never saw DATA')), 15_000).unref())]);
+  dataSeen.catch(() => undefined);
+  return { mx, dataSeen, release: () => (stall = false) };
+}
+
+test('a kill while the MX is receiving loses nothing: the delivery is retried after restart', async () => {
+  const { mx, dataSeen, release } = await stallingMx();
   try {
     const gw = await start();
     await submitMail({ port: gw.smtpPort, auth: { user: cred.username, pass: cred.password }, to: 'rcpt@dest.test', headers: { 'X-Test-Seq': 'b1' } });
-    await Promise.race([dataSeen, new Promise((_, rej) => setTimeout(() => rej(new Error('MX never saw DATA')), 15_000))]);
+    await dataSeen;
     await kill9(gw);
-    stall = false;
+    release();
     await start();
     const got = await mx.waitFor(1, 30_000);
     assert.equal(seqOf(got[0].body), 'b1');
@@ -121,32 +132,16 @@ test('a kill while the MX is receiving loses nothing: the delivery is retried af
 });
 
 test('SIGTERM during a delivery exits 0 within 10 s and loses nothing', async () => {
-  let stall = true;
-  let sawData!: () => void;
-  const dataSeen = new Promise<void>((r) => (sawData = r));
-  const mx: MxSink = await startMxSink('127.0.0.7', mxPort, {
-    onData(stream, session, cb) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        if (stall) {
-          sawData();
-          return; // hold the transaction open across the shutdown
-        }
-        mx.received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), body: Buffer.concat(chunks), at: Date.now() });
-        cb();
-      });
-    },
-  });
+  const { mx, dataSeen, release } = await stallingMx();
   try {
     const gw = await start();
     await submitMail({ port: gw.smtpPort, auth: { user: cred.username, pass: cred.password }, to: 'rcpt@dest.test', headers: { 'X-Test-Seq': 'c1' } });
-    await Promise.race([dataSeen, new Promise((_, rej) => setTimeout(() => rej(new Error('MX never saw DATA')), 15_000))]);
+    await dataSeen;
     const t0 = Date.now();
     gw.proc.kill('SIGTERM');
     assert.equal(await gw.exited, 0);
     assert.ok(Date.now() - t0 < 10_000, `exited after ${Date.now() - t0} ms`);
-    stall = false;
+    release();
     await start();
     await until(() => mx.received.some((m) => seqOf(m.body) === 'c1'), 'c1 delivered after restart', 30_000);
   } finally {

@@ -79,6 +79,13 @@ export async function dkimSignatures(message: Buffer, keys: readonly SigningKey[
   const canonicalization = needsSimpleHeaderCanon(message) ? 'simple/relaxed' : 'relaxed/relaxed';
   const options = {
     canonicalization,
+    // Without a signTime, mailauth 4.13.3 reads the clock twice per signature:
+    // once for the t= tag it signs and again for the t= tag it writes out, each
+    // rounded to the second. When a second boundary falls between the two
+    // (the signing itself takes a millisecond or more, far longer on a loaded
+    // machine), the header says one time and the signature covers another,
+    // and every verifier reports `fail`. One fixed time makes both the same.
+    signTime: new Date(),
     headerList: SIGNED_HEADERS.join(':'),
     signatureData: keys.map((k) => ({
       signingDomain: k.domain,

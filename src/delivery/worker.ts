@@ -254,7 +254,11 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     // remote already took. Only a stop gives up; start-up then releases the leases.
     for (let wait = 200; ; wait = Math.min(wait * 2, 2000)) {
       try {
-        await write();
+        const written = write();
+        // Commit now rather than at the end of this event-loop turn: between the remote
+        // 250 and this commit, a crash means sending the message again.
+        store.committer.flush();
+        await written;
         break;
       } catch (e) {
         if (stopping) throw e;

@@ -305,6 +305,29 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
     const missingHooks = acked.filter((s) => !hooks!.deliveredBySeq.has(s)).sort((a, b) => a - b);
     let hookDups = 0;
     for (const n of hooks.byEvent.values()) hookDups += Math.max(0, n - 1);
+    // The at-least-once window, measured: MX reception → the gateway's "recipient
+    // delivered" log line, which follows the commit of the outcome. A kill inside it
+    // sends the message again.
+    const recordedAt = new Map<number, number>();
+    for (const c of children) {
+      for (const line of c.log) {
+        if (!line.includes('"recipient delivered"')) continue;
+        try {
+          const j = JSON.parse(line) as { time?: number; rcpt?: string };
+          const m = /^c(\d+)@/.exec(j.rcpt ?? '');
+          if (m && typeof j.time === 'number' && !recordedAt.has(Number(m[1]))) recordedAt.set(Number(m[1]), j.time);
+        } catch {
+          // a line cut by SIGKILL
+        }
+      }
+    }
+    const lags: number[] = [];
+    for (const [seq, at] of recordedAt) {
+      const first = mx.firstAt.get(seq);
+      if (first !== undefined && at >= first - 5) lags.push(at - first);
+    }
+    lags.sort((a, b) => a - b);
+    const q = (p: number) => (lags.length ? lags[Math.min(lags.length - 1, Math.floor(p * lags.length))] : NaN);
     let ambiguousAttempts = 0;
     for (const n of load.ledger.ambiguous.values()) ambiguousAttempts += n;
 
@@ -344,6 +367,7 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
         duplicated: hookDups,
         total: hooks.total(),
       },
+      recordLag: { n: lags.length, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: lags.length ? lags[lags.length - 1] : NaN },
       timings: { setupMs, loadMs, drainMs, webhookMs, wallMs: Date.now() - t0 },
       dataDir: dir,
     };

@@ -17,6 +17,8 @@ export interface CountingMx {
   epochs: Map<number, number[]>;
   /** Messages without a readable X-Crash-Seq header (should stay 0). */
   unreadable: number;
+  /** seq → Date.now() of its first reception. */
+  firstAt: Map<number, number>;
   total(): number;
   /** Calls `fn` right after the next 250 to DATA has been written (once). */
   armAfter250(fn: () => void): void;
@@ -33,6 +35,7 @@ export async function startCountingMx(ip: string, port: number, epoch: () => num
     counts,
     epochs,
     unreadable: 0,
+    firstAt: new Map(),
     total: () => total,
     armAfter250: (fn) => void (armed = fn),
     disarm: () => void (armed = null),
@@ -68,7 +71,10 @@ export async function startCountingMx(ip: string, port: number, epoch: () => num
           const at = connEpoch.get(session.id) ?? epoch();
           const e = epochs.get(seq);
           if (e) e.push(at);
-          else epochs.set(seq, [at]);
+          else {
+            epochs.set(seq, [at]);
+            mx.firstAt.set(seq, Date.now());
+          }
         } else mx.unreadable++;
         total++;
         cb(); // writes the 250 to the socket now

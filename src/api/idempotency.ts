@@ -3,7 +3,13 @@
 // the mail twice. Concurrent duplicates wait for the first one to finish.
 // Only successful responses are remembered, so a request that failed
 // validation can be corrected and retried under the same key.
+//
+// The response is stored after the messages are, so a crash in between would
+// let the retry send them again. Each message therefore also leaves a "part"
+// record in the very transaction that stores it; a retry that finds no
+// response but finds parts reuses those messages and sends only the rest.
 import type { Context } from 'hono';
+import type { Accepted } from '../pipeline/submit.js';
 import type { Store } from '../store/index.js';
 import type { ApiKeyRow } from '../store/tenants.js';
 import type { ApiEnv } from './env.js';
@@ -17,6 +23,14 @@ interface Outcome {
   body: unknown;
 }
 
+/** The messages of one idempotent request, numbered in request order. */
+export interface IdempotentParts {
+  /** What an earlier attempt under the same key already stored as message `index`. */
+  stored(index: number): Accepted | undefined;
+  /** Records message `index`; runs inside the transaction that stores the message. */
+  record(index: number): (accepted: Accepted) => void;
+}
+
 export function createIdempotency(store: Store, clock: () => number) {
   const inflight = new Map<string, Promise<Outcome>>();
   let prunedAt = 0;
@@ -24,7 +38,7 @@ export function createIdempotency(store: Store, clock: () => number) {
   const reply = (c: Context<ApiEnv>, o: Outcome, replayed: boolean) =>
     c.json(o.body as object, o.status as 200, replayed ? { 'Idempotent-Replayed': 'true' } : {});
 
-  return async function idempotent(c: Context<ApiEnv>, key: ApiKeyRow, run: () => Promise<Outcome>): Promise<Response> {
+  return async function idempotent(c: Context<ApiEnv>, key: ApiKeyRow, run: (parts?: IdempotentParts) => Promise<Outcome>): Promise<Response> {
     const header = c.req.header('idempotency-key');
     if (header === undefined) return reply(c, await run(), false);
     if (!/^[\x21-\x7e][\x20-\x7e]{0,254}$/.test(header)) {
@@ -42,14 +56,27 @@ export function createIdempotency(store: Store, clock: () => number) {
     const flight = `${key.id}\n${scoped}`;
     const running = inflight.get(flight);
     if (running) return reply(c, await running, true);
-    const p = run()
-      .then((o) => {
+    // '\n' cannot occur in a key (printable ASCII only), so part keys never meet real ones.
+    const partPrefix = `${scoped}\n#`;
+    const earlier = store.idempotency.withPrefix(key.id, partPrefix, now - IDEMPOTENCY_TTL_MS);
+    const parts: IdempotentParts = {
+      stored: (i) => {
+        const r = earlier.get(`${partPrefix}${i}`);
+        return r === undefined ? undefined : (JSON.parse(r) as Accepted);
+      },
+      record: (i) => (accepted) => store.idempotency.put(key.id, `${partPrefix}${i}`, 202, JSON.stringify(accepted), clock()),
+    };
+    const p = run(parts)
+      .then(async (o) => {
         if (o.status >= 300) return o;
         try {
-          store.idempotency.put(key.id, scoped, o.status, JSON.stringify(o.body), clock());
+          await store.committer.run(() => {
+            store.idempotency.put(key.id, scoped, o.status, JSON.stringify(o.body), clock());
+            store.idempotency.dropPrefix(key.id, partPrefix);
+          });
         } catch (e) {
-          // The message is already queued (disk full since, I/O error): answering 5xx now
-          // would make the client send it again. Only the replay protection is lost.
+          // The messages are queued and their parts recorded, so a retry still sends none
+          // twice; answering 5xx now would only make the client retry for nothing.
           c.get('log')?.warn({ err: e }, 'storing the Idempotency-Key response failed');
         }
         return o;

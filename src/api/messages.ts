@@ -38,7 +38,7 @@ export function messageRoutes(deps: ApiDeps, idempotent: ReturnType<typeof creat
         413: { description: 'Message larger than smtp.maxMessageSize' },
       },
       handler: (c, { body, key }) =>
-        idempotent(c, key, async () => ({ status: 202, body: await sendMessage(deps, body, now()) })),
+        idempotent(c, key, async (parts) => ({ status: 202, body: await sendMessage(deps, body, now(), parts) })),
     }),
     defineRoute({
       method: 'post',
@@ -50,7 +50,7 @@ export function messageRoutes(deps: ApiDeps, idempotent: ReturnType<typeof creat
       body: batchSchema,
       idempotent: true,
       responses: { 202: { description: 'Accepted (possibly partly)', schema: batchDoc } },
-      handler: (c, { body, key }) => idempotent(c, key, async () => ({ status: 202, body: await sendBatch(deps, body, now()) })),
+      handler: (c, { body, key }) => idempotent(c, key, async (parts) => ({ status: 202, body: await sendBatch(deps, body, now(), parts) })),
     }),
     defineRoute({
       method: 'get',

@@ -7,6 +7,7 @@ import { isGatewayError } from '../errors.js';
 import type { ApiDeps } from '../http/deps.js';
 import { MAX_METADATA_BYTES, MAX_SCHEDULE_AHEAD_MS, type Controls, type TrackFlag } from '../pipeline/control-headers.js';
 import { submit, type Accepted } from '../pipeline/submit.js';
+import type { IdempotentParts } from './idempotency.js';
 import type { DomainRow } from '../store/tenants.js';
 import { newId } from '../util/ids.js';
 import { parseTime } from './common.js';
@@ -89,7 +90,13 @@ interface Addressing {
   bcc: Mailbox[];
 }
 
-async function submitOne(deps: ApiDeps, s: SharedSend, a: Addressing, content: Pick<SharedSend, 'subject' | 'html' | 'text' | 'controls'>): Promise<Accepted> {
+async function submitOne(
+  deps: ApiDeps,
+  s: SharedSend,
+  a: Addressing,
+  content: Pick<SharedSend, 'subject' | 'html' | 'text' | 'controls'>,
+  inCommit?: (accepted: Accepted) => void,
+): Promise<Accepted> {
   const seen = new Set<string>();
   const envelope: string[] = [];
   for (const m of [...a.to, ...a.cc, ...a.bcc]) {
@@ -114,6 +121,7 @@ async function submitOne(deps: ApiDeps, s: SharedSend, a: Addressing, content: P
       sender: { credentialId: null, domain: s.domain.name },
       source: 'http',
       controls: content.controls,
+      inCommit,
     });
     deps.metrics.accepted.inc({ source: 'http' });
     return res;
@@ -123,10 +131,10 @@ async function submitOne(deps: ApiDeps, s: SharedSend, a: Addressing, content: P
   }
 }
 
-export async function sendMessage(deps: ApiDeps, body: SendBody, now: number): Promise<Accepted> {
+export async function sendMessage(deps: ApiDeps, body: SendBody, now: number, parts?: IdempotentParts): Promise<Accepted> {
   const shared = prepareShared(deps, body, now);
   const a = { to: parseMailboxList(body.to, 'to'), cc: parseMailboxList(body.cc, 'cc'), bcc: parseMailboxList(body.bcc, 'bcc') };
-  return submitOne(deps, shared, a, shared);
+  return parts?.stored(0) ?? submitOne(deps, shared, a, shared, parts?.record(0));
 }
 
 const asIs = (s: string) => s;
@@ -159,7 +167,7 @@ export interface BatchResult {
 
 const BATCH_CONCURRENCY = 16;
 
-export async function sendBatch(deps: ApiDeps, body: BatchBody, now: number): Promise<BatchResult> {
+export async function sendBatch(deps: ApiDeps, body: BatchBody, now: number, parts?: IdempotentParts): Promise<BatchResult> {
   const shared = prepareShared(deps, body, now);
   checkTemplate(shared.subject, 'subject');
   checkTemplate(shared.html, 'html');
@@ -180,7 +188,7 @@ export async function sendBatch(deps: ApiDeps, body: BatchBody, now: number): Pr
         controls = { ...controls, metadata };
       }
       const content = renderFor(shared, r.variables ?? {});
-      const res = await submitOne(deps, shared, { to, cc: [], bcc: [] }, { ...content, controls });
+      const res = parts?.stored(i) ?? (await submitOne(deps, shared, { to, cc: [], bcc: [] }, { ...content, controls }, parts?.record(i)));
       results[i] = { id: res.id };
     } catch (e) {
       if (!isGatewayError(e)) deps.logger.error({ err: e, index: i }, 'batch recipient failed');

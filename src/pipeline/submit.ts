@@ -51,6 +51,8 @@ export interface Submission {
   source: 'smtp' | 'http';
   /** HTTP sends pass their options here instead of control headers. */
   controls?: Partial<Controls>;
+  /** Runs inside the transaction that stores the message (the Idempotency-Key record of an API send). */
+  inCommit?: (accepted: Accepted) => void;
 }
 
 export interface Accepted {
@@ -203,8 +205,12 @@ export async function submit(deps: PipelineDeps, sub: Submission): Promise<Accep
       };
     }),
   };
+  const accepted: Accepted = { id, recipients: msg.recipients.map((r) => ({ email: r.email, status: r.status })) };
   try {
-    await store.committer.run(() => store.queue.enqueue(msg));
+    await store.committer.run(() => {
+      store.queue.enqueue(msg);
+      sub.inCommit?.(accepted);
+    });
   } catch (e) {
     // Disk full or I/O error: nothing was stored, the client must retry later.
     throw new GatewayError('storage_unavailable', 'Temporary storage failure, try again later', {
@@ -219,7 +225,7 @@ export async function submit(deps: PipelineDeps, sub: Submission): Promise<Accep
     'message accepted',
   );
   deps.onQueued?.();
-  return { id, recipients: msg.recipients.map((r) => ({ email: r.email, status: r.status })) };
+  return accepted;
 }
 
 /** Most specific wins: the message's own setting, then the domain's, then config. */

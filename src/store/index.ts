@@ -24,6 +24,9 @@ export interface Store {
     put(apiKeyId: string, key: string, status: number, response: string, now: number): void;
     /** Forgets records created before `before`. */
     prune(before: number): number;
+    /** Records whose key starts with `prefix` (the parts of one request), key → response. */
+    withPrefix(apiKeyId: string, prefix: string, since: number): Map<string, string>;
+    dropPrefix(apiKeyId: string, prefix: string): void;
   };
   healthy(): boolean;
   close(): void;
@@ -42,6 +45,10 @@ export function openStore(dataDir: string): Store {
        created_at = excluded.created_at`,
   );
   const idemPrune = db.prepare('DELETE FROM idempotency WHERE created_at < ?');
+  // A key range rather than LIKE: keys may hold % and _, and the range uses the primary key.
+  const idemRange = db.prepare('SELECT key, response FROM idempotency WHERE api_key_id = ? AND key >= ? AND key < ? AND created_at >= ?');
+  const idemDropRange = db.prepare('DELETE FROM idempotency WHERE api_key_id = ? AND key >= ? AND key < ?');
+  const rangeEnd = (prefix: string) => prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
   const ping = db.prepare('SELECT 1 AS ok');
   return {
     db,
@@ -56,6 +63,9 @@ export function openStore(dataDir: string): Store {
       get: (k, key, since) => idemGet.get(k, key, since) as { status: number; response: string } | undefined,
       put: (k, key, status, response, now) => void idemPut.run(k, key, status, response, now),
       prune: (before) => idemPrune.run(before).changes,
+      withPrefix: (k, prefix, since) =>
+        new Map((idemRange.all(k, prefix, rangeEnd(prefix), since) as { key: string; response: string }[]).map((r) => [r.key, r.response])),
+      dropPrefix: (k, prefix) => void idemDropRange.run(k, prefix, rangeEnd(prefix)),
     },
     healthy: () => {
       try {

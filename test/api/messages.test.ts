@@ -215,6 +215,73 @@ describe('POST /messages', () => {
   });
 });
 
+describe('Idempotency-Key across a crash between storing the messages and storing the response', () => {
+  // The response record is written after the messages; a process killed in between must
+  // not make the retry send again. Failing that final write stands in for the kill: the
+  // messages and their per-message records are committed, the response record is not.
+  const failFinalRecordOnce = () => {
+    const idem = t.gw.store.idempotency;
+    const real = idem.dropPrefix;
+    idem.dropPrefix = () => {
+      idem.dropPrefix = real;
+      throw new Error('simulated crash before the response record');
+    };
+  };
+  const responseRecord = (key: string, path: string) =>
+    t.gw.store.idempotency.get(t.gw.store.tenants.apiKeys().find((k) => k.name === 'sender')!.id, `POST /api/v1${path} ${key}`, 0);
+
+  test('POST /messages: the retry answers with the stored message and sends nothing', async () => {
+    const key = `crash-one-${Date.now()}`;
+    const body = { from: 'app@example.test', to: ['idem-crash@dest.test'], text: 'once only' };
+    failFinalRecordOnce();
+    const first = await api('POST', '/messages', { key: send, body, headers: { 'Idempotency-Key': key } });
+    assert.equal(first.status, 202, first.text);
+    assert.equal(responseRecord(key, '/messages'), undefined, 'the response record was not written');
+    const before = messageCount();
+    const retry = await api('POST', '/messages', { key: send, body, headers: { 'Idempotency-Key': key } });
+    assert.equal(retry.status, 202, retry.text);
+    assert.deepEqual(retry.json, first.json);
+    assert.equal(messageCount(), before, 'no second message');
+    assert.ok(responseRecord(key, '/messages'), 'the retry stored the response');
+    await until(() => received('idem-crash@dest.test').length >= 1, 'delivery');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(received('idem-crash@dest.test').length, 1);
+  });
+
+  test('POST /messages/batch: recipients stored before the crash are reused, only the rest are sent', async () => {
+    const key = `crash-batch-${Date.now()}`;
+    const body = {
+      from: 'app@example.test',
+      subject: 'Hi {{n}}',
+      text: 'n={{n}}',
+      recipients: [0, 1, 2, 3].map((n) => ({ to: `batch-crash-${n}@dest.test`, variables: { n } })),
+    };
+    failFinalRecordOnce();
+    const first = await api('POST', '/messages/batch', { key: send, body, headers: { 'Idempotency-Key': key } });
+    assert.equal(first.status, 202, first.text);
+    assert.equal(first.json.queued, 4);
+    // As if the process died after recipients 0, 1 and 3 were stored but before 2 was.
+    const apiKeyId = t.gw.store.tenants.apiKeys().find((k) => k.name === 'sender')!.id;
+    const removed = t.gw.store.db
+      .prepare('DELETE FROM idempotency WHERE api_key_id = ? AND key = ?')
+      .run(apiKeyId, `POST /api/v1/messages/batch ${key}\n#2`).changes;
+    assert.equal(removed, 1, 'a per-message record existed for recipient 2');
+    const before = messageCount();
+    const retry = await api('POST', '/messages/batch', { key: send, body, headers: { 'Idempotency-Key': key } });
+    assert.equal(retry.status, 202, retry.text);
+    assert.equal(retry.json.queued, 4);
+    assert.deepEqual([0, 1, 3].map((i) => retry.json.ids[i]), [0, 1, 3].map((i) => first.json.ids[i]));
+    assert.notEqual(retry.json.ids[2], first.json.ids[2]);
+    assert.equal(messageCount(), before + 1, 'only recipient 2 was stored again');
+    // Once the response is stored, the per-message records are gone and replays are exact.
+    const rows = t.gw.store.db.prepare('SELECT count(*) AS n FROM idempotency WHERE api_key_id = ? AND key LIKE ?').get(apiKeyId, `%${key}%`) as { n: number };
+    assert.equal(rows.n, 1);
+    const replay = await api('POST', '/messages/batch', { key: send, body, headers: { 'Idempotency-Key': key } });
+    assert.deepEqual(replay.json, retry.json);
+    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+  });
+});
+
 describe('POST /messages/batch', () => {
   test('fills variables per recipient (escaped in HTML), rejects bad recipients and keeps the rest', async () => {
     const r = await api('POST', '/messages/batch', {

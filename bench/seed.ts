@@ -11,6 +11,7 @@
 // event count reaches the target. The newest `clickTokens` recipients also get
 // a click token, so the bench can time a redirect on the big database.
 import { openStore } from '../src/store/index.js';
+import { prng } from '../test/helpers/prng.js';
 import type { NewMessage } from '../src/store/queue.js';
 import type { TokenInfo } from '../src/store/tracking.js';
 import { newId, newToken } from '../src/util/ids.js';
@@ -39,18 +40,6 @@ const TAGS = ['welcome', 'receipt', 'password-reset', 'newsletter', 'digest', 'p
 const URLS = Array.from({ length: 10 }, (_, i) => `https://www.sender.test/p/item-${i}?utm_source=newsletter&utm_medium=email`);
 const CHUNK = 1000;
 const HOUR = 3_600_000;
-
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function seedStore(dataDir: string, o: SeedOptions): SeedResult {
   const t0 = performance.now();

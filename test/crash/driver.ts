@@ -20,6 +20,7 @@ import { createDomainService } from '../../src/domains/service.js';
 import { openStore } from '../../src/store/index.js';
 import { startChild, writeConfig, type GatewayChild } from '../helpers/child.js';
 import { startTestDns, type TestDns } from '../helpers/dns-server.js';
+import { prng } from '../helpers/prng.js';
 import { freePort, tempDir } from '../helpers/gateway.js';
 import { Load, postJson } from './load.js';
 import type { CrashReport, KillKind, KillRecord } from './report.js';
@@ -40,18 +41,6 @@ export interface CrashOptions {
   loadTimeoutMs?: number;
   drainTimeoutMs?: number;
   log?: (line: string) => void;
-}
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its printed seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

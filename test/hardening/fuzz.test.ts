@@ -19,7 +19,8 @@ import { openStore } from '../../src/store/index.js';
 import { startChild, writeConfig, type GatewayChild } from '../helpers/child.js';
 import { startTestDns, type TestDns } from '../helpers/dns-server.js';
 import { freePort, startMxSink, submitMail, tempDir, testConfigInput, until, type MxSink } from '../helpers/gateway.js';
-import { bareLineBreaks, prng } from './tally.js';
+import { prng } from '../helpers/prng.js';
+import { bareLineBreaks } from './tally.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed2026);
 const BUDGET_MS = Number(process.env.FUZZ_MS ?? 35_000);

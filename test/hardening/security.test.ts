@@ -32,7 +32,7 @@ import { startMxSink, tempDir, until, type MxSink } from '../helpers/gateway.js'
 import { pipelined } from '../helpers/pipelined-http.js';
 import { rawSmtp, type RawSmtp } from '../helpers/raw-smtp.js';
 import { DOMAIN, eml, startRelay, type RelayFixture } from '../helpers/relay.js';
-import { prng } from './tally.js';
+import { prng } from '../helpers/prng.js';
 
 const TRACKING_SECRET = 'trk-secret-6f1c2e9a4b7d3f5e8a1c';
 const RELAY_PASS = 'smarthost-pass-93b1f0c2d7e4a6b8';

@@ -19,18 +19,6 @@ export function report(suite: string, t: Tally, startedAt: number): void {
   );
 }
 
-/** Deterministic PRNG (mulberry32): the fuzzer and generated cases are reproducible from a seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Offsets of every CR not followed by LF and every LF not preceded by CR. */
 export function bareLineBreaks(b: Buffer): number[] {
   const out: number[] = [];

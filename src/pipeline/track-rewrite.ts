@@ -38,6 +38,12 @@ export interface TrackedLink {
 export const NOTRACK_ATTRIBUTE = 'data-relaygate-notrack';
 const UNSUBSCRIBE_PLACEHOLDER = /^\{\{\s*unsubscribe\s*\}\}$/i;
 const HTTP_URL = /^https?:\/\//i;
+/**
+ * Longer links are left as sent. The redirect answers with the URL in a Location
+ * header, and browsers, proxies and Node's own HTTP parser (16 KiB for all headers)
+ * refuse headers much past 8 KiB: a tracked link that long would stop working.
+ */
+export const MAX_TRACKED_URL = 8192;
 
 interface Attr {
   name: string;
@@ -199,7 +205,7 @@ export function rewriteHtml(
       edits.push({ start: href.valueStart, end: href.valueEnd, text: writeValue(opts.unsubscribeHref, href.quote) });
       return;
     }
-    if (!opts.clicks || !HTTP_URL.test(url) || isUnsubscribe(url)) return;
+    if (!opts.clicks || !HTTP_URL.test(url) || url.length > MAX_TRACKED_URL || isUnsubscribe(url)) return;
     const index = links.length;
     links.push({ index, url });
     const text = writeValue(opts.clickUrl({ index, url }), href.quote);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rewriteTextLinks } from '../../src/pipeline/text-links.js';
+import { MAX_TRACKED_URL } from '../../src/pipeline/track-rewrite.js';
 
 const clickUrl = ({ index }: { index: number }) => `https://t.test/c/${index}`;
 
@@ -23,4 +24,11 @@ test('a parenthesis that belongs to the URL is kept; schemes alone and other sch
 test('text without URLs is returned unchanged', () => {
   const text = 'No links here.\r\nhttp is a protocol.\r\n';
   assert.deepEqual(rewriteTextLinks(text, { clickUrl }), { text, links: [] });
+});
+
+test('a URL longer than MAX_TRACKED_URL is left as written', () => {
+  const long = `https://long.test/${'x'.repeat(MAX_TRACKED_URL)}`;
+  const r = rewriteTextLinks(`see ${long} and https://short.test/`, { clickUrl });
+  assert.deepEqual(r.links.map((l) => l.url), ['https://short.test/']);
+  assert.equal(r.text, `see ${long} and https://t.test/c/0`);
 });

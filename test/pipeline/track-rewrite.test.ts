@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { decodeHTMLAttribute } from 'entities';
 import iconv from 'iconv-lite';
-import { rewriteHtml, type RewriteOptions } from '../../src/pipeline/track-rewrite.js';
+import { MAX_TRACKED_URL, rewriteHtml, type RewriteOptions } from '../../src/pipeline/track-rewrite.js';
 
 const FIXTURES = new URL('../fixtures/html/', import.meta.url);
 const PIXEL_URL = 'https://t.test/t/o/PIX';
@@ -283,4 +283,14 @@ test('a large document (~1 MB, 5000 links) is rewritten quickly', () => {
   assert.ok(performance.now() - t0 < 3000);
   assert.equal(r.links.length, 5000);
   assert.equal(r.links[4999].index, 4999);
+});
+
+test('a link longer than MAX_TRACKED_URL is left as sent; one at the limit is tracked', () => {
+  const at = `https://long.test/?q=${'a'.repeat(MAX_TRACKED_URL - 'https://long.test/?q='.length)}`;
+  const over = `${at}b`;
+  const input = `<html><body><a href="${over}">x</a> <a href="${at}">y</a></body></html>`;
+  const r = rewriteHtml(input, options());
+  assert.deepEqual(r.links.map((l) => l.url.length), [MAX_TRACKED_URL]);
+  assert.ok(r.html.includes(`href="${over}"`), 'the over-long link is unchanged');
+  assert.ok(r.html.includes(`href="${marker(0)}"`), 'the one at the limit is tracked');
 });

@@ -163,24 +163,60 @@ test('group commit under a full disk: a job is reported stored exactly when it i
   }
 });
 
-test('queued, but the Idempotency-Key record cannot be written: still 202, not an error that invites a second copy', async () => {
+test('queued, but the Idempotency-Key response record cannot be written: still 202, not an error that invites a second copy', async () => {
+  db().pragma('max_page_count = 1073741823');
+  const idem = h.f.t.gw.store.idempotency;
+  const put = idem.put;
+  // Only the response record fails; the per-message record shares the message's transaction.
+  idem.put = (k, recordKey, ...rest) => {
+    if (!recordKey.includes('\n#')) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    return put(k, recordKey, ...rest);
+  };
+  try {
+    const before = h.f.count();
+    const send = () =>
+      api('POST', '/messages', {
+        key,
+        headers: { 'Idempotency-Key': 'full-disk-1' },
+        body: { from: `app@${DOMAIN}`, to: 'idem@held.test', subject: 'idem', text: 'once\n', track: false },
+      });
+    const r = await send();
+    assert.equal(r.status, 202, r.text);
+    assert.equal(h.f.count(), before + 1);
+    assert.equal(h.f.recipients(r.json.id).length, 1);
+    // The retry a cautious client makes anyway finds the per-message record: same id, no copy.
+    const again = await send();
+    assert.equal(again.status, 202, again.text);
+    assert.equal(again.json.id, r.json.id);
+    assert.equal(h.f.count(), before + 1);
+  } finally {
+    idem.put = put;
+  }
+});
+
+test('the per-message Idempotency-Key record cannot be written: the message is not stored either (503), and the retry sends it once', async () => {
   db().pragma('max_page_count = 1073741823');
   const idem = h.f.t.gw.store.idempotency;
   const put = idem.put;
   idem.put = () => {
     throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
   };
-  try {
-    const before = h.f.count();
-    const r = await api('POST', '/messages', {
+  const send = () =>
+    api('POST', '/messages', {
       key,
-      headers: { 'Idempotency-Key': 'full-disk-1' },
-      body: { from: `app@${DOMAIN}`, to: 'idem@held.test', subject: 'idem', text: 'once\n', track: false },
+      headers: { 'Idempotency-Key': 'full-disk-2' },
+      body: { from: `app@${DOMAIN}`, to: 'idem2@held.test', subject: 'idem', text: 'once\n', track: false },
     });
-    assert.equal(r.status, 202, r.text);
-    assert.equal(h.f.count(), before + 1);
-    assert.equal(h.f.recipients(r.json.id).length, 1);
+  const before = h.f.count();
+  try {
+    const r = await send();
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, 'storage_unavailable');
+    assert.equal(h.f.count(), before, 'nothing stored');
   } finally {
     idem.put = put;
   }
+  const retry = await send();
+  assert.equal(retry.status, 202, retry.text);
+  assert.equal(h.f.count(), before + 1);
 });

@@ -240,7 +240,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
 
   async function commit(group: ClaimedRecipient[], outcomes: AttemptOutcome[]): Promise<void> {
     const write = () =>
-      store.committer.run(() => {
+      store.committer.runNow(() => {
         outcomes.forEach((o, i) => {
           store.queue.applyOutcome(o);
           const r = group[i];
@@ -254,11 +254,9 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     // remote already took. Only a stop gives up; start-up then releases the leases.
     for (let wait = 200; ; wait = Math.min(wait * 2, 2000)) {
       try {
-        const written = write();
-        // Commit now rather than at the end of this event-loop turn: between the remote
-        // 250 and this commit, a crash means sending the message again.
-        store.committer.flush();
-        await written;
+        // Now, not with the next batch: between the remote 250 and this commit a crash
+        // means sending the message again.
+        write();
         break;
       } catch (e) {
         if (stopping) throw e;

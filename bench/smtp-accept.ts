@@ -196,6 +196,7 @@ export async function runSmtp(o: SmtpOptions, certsDir: string): Promise<{ resul
   line('DKIM RSA-2048 sign (src/dkim dkimSignMessage)', `${num(micro.dkimUs, 0)} µs per message; for scale, measured alone:`);
   line('  crypto.createPrivateKey(PEM)', `${num(micro.keyParseUs, 0)} µs  (mailauth repeats it for every signature)`);
   line('  one RSA-2048 signature, parsed key', `${num(micro.rsaSignUs, 0)} µs`);
+  line('DKIM sign with the signing worker\'s key cache', `${num(micro.dkimCachedUs, 0)} µs per message (src/dkim/key-cache.ts; the gateway signs this way)`);
 
   const get = (n: string) => runs.get(n);
   const main = get('dkim+tracking');
@@ -230,7 +231,7 @@ export async function runSmtp(o: SmtpOptions, certsDir: string): Promise<{ resul
   if (idle && floor) rows.push({ part: 'smtp', metric: 'gateway CPU/msg, delivery idle: both / neither', value: `${cpu('idle:dkim+tracking')} / ${cpu('idle:bare')}`, baseline: 'accept only' });
   rows.push(
     { part: 'smtp', metric: 'tracking rewrite per 20 KB message', value: `${num(micro.rewriteUs, 0)} µs` },
-    { part: 'smtp', metric: 'DKIM sign per message (mailauth)', value: `${num(micro.dkimUs, 0)} µs`, baseline: `${num(micro.rsaSignUs, 0)} µs bare RSA op`, ratio: ratio(micro.dkimUs, micro.rsaSignUs), aim: '~900 µs (issue 3)' },
+    { part: 'smtp', metric: 'DKIM sign per message (mailauth)', value: `${num(micro.dkimUs, 0)} µs; ${num(micro.dkimCachedUs, 0)} µs key cached`, baseline: `${num(micro.rsaSignUs, 0)} µs bare RSA op`, ratio: ratio(micro.dkimCachedUs, micro.rsaSignUs), aim: '~900 µs (issue 3)' },
   );
   return { result: { base, runs, micro }, rows };
 }

@@ -1,9 +1,11 @@
 // Worker-thread side of createSigner(): signs and returns only the
 // DKIM-Signature block; the parent still holds the message bytes.
 import { parentPort } from 'node:worker_threads';
+import { installPrivateKeyCache } from './key-cache.js';
 import { dkimSignatures, type SignJob, type SignReply } from './sign.js';
 
 if (!parentPort) throw new Error('sign-worker must run as a worker thread');
+installPrivateKeyCache();
 const port = parentPort;
 
 port.on('message', (job: SignJob) => {

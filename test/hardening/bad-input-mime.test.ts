@@ -135,7 +135,8 @@ function cases(): MimeCase[] {
     { name: '<a href= at the end of the part', headers: HTML, body: '<html><body><a href=', clicks: 0 },
     { name: '<a href=" with an unterminated value at the end', headers: HTML, body: '<html><body><a href="http://x.test/', clicks: 0 },
     { name: 'a 500 KB attribute', headers: HTML, body: `<a title="${'t'.repeat(500_000)}" href="http://x.test/">x</a>\r\n`, clicks: 1 },
-    { name: 'a 300 KB href', headers: HTML, body: `<a href="http://x.test/${'p'.repeat(300_000)}">x</a>\r\n`, clicks: 1 },
+    // Over MAX_TRACKED_URL: left untracked, since its redirect would need a 300 KB Location header.
+    { name: 'a 300 KB href', headers: HTML, body: `<a href="http://x.test/${'p'.repeat(300_000)}">x</a>\r\n`, clicks: 0 },
     { name: '10,000 attributes on one tag', headers: HTML, body: `<a ${Array.from({ length: 10_000 }, (_, i) => `d${i}="${i}"`).join(' ')} href="http://x.test/">x</a>\r\n`, clicks: 1 },
     { name: 'nested comments', headers: HTML, body: '<!-- a <!-- b <a href="http://in.test/">x</a> --> <a href="http://out.test/">y</a> -->\r\n', clicks: 1 },
     { name: 'an unterminated comment', headers: HTML, body: `<p>before</p><!-- ${link()}\r\n`, clicks: 0 },

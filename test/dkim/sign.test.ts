@@ -3,13 +3,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Resolver } from 'node:dns/promises';
 import iconv from 'iconv-lite';
 import { authenticate } from 'mailauth';
 import { dkimRecordValue, generateDkimKey } from '../../src/dkim/keys.js';
 import { SIGNED_HEADERS, dkimSignMessage, dkimSignatures, needsSimpleHeaderCanon, type SigningKey } from '../../src/dkim/sign.js';
 import { isGatewayError } from '../../src/errors.js';
-import { startTestDns, type TestDns } from '../helpers/dns-server.js';
+import { startTestDns, type TestDns, verifierResolver } from '../helpers/dns-server.js';
 import { dkimpyVerify, dkimpyVerifyEach, ensureDkimpy } from '../helpers/dkimpy.js';
 
 const DOMAIN = 'example.test';
@@ -153,9 +152,7 @@ let resolve: (name: string, type: string) => Promise<unknown>;
 before(async () => {
   dns = await startTestDns();
   for (const [name, value] of Object.entries(RECORDS)) dns.set(name, [{ type: 'TXT', data: value }]);
-  const r = new Resolver({ timeout: 5000, tries: 2 });
-  r.setServers([dns.server]);
-  resolve = (name, type) => r.resolve(name, type as 'TXT');
+  resolve = verifierResolver(dns.server);
   await ensureDkimpy();
 });
 after(() => dns.close());

@@ -3,12 +3,12 @@
 // verifies at the receiver (mailauth, DNS answered by the test server).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Resolver } from 'node:dns/promises';
 import { authenticate } from 'mailauth';
 import { createDomainService } from '../../src/domains/service.js';
 import { ROTATION_GRACE_MS } from '../../src/domains/service.js';
 import { startMxSink, submitMail, until, type MxSink } from '../helpers/gateway.js';
 import { DOMAIN, startRelay, type RelayFixture } from '../helpers/relay.js';
+import { verifierResolver } from '../helpers/dns-server.js';
 
 let f: RelayFixture;
 let mx: MxSink;
@@ -26,9 +26,7 @@ before(async () => {
   f.t.dns.set('dest.test', [{ type: 'MX', exchange: 'mx.dest.test', priority: 10 }]);
   f.t.dns.set('mx.dest.test', [{ type: 'A', address: '127.0.0.14' }]);
   mx = await startMxSink('127.0.0.14', f.t.mxPort);
-  const r = new Resolver({ timeout: 5000, tries: 2 });
-  r.setServers([f.t.dns.server]);
-  resolve = (name, type) => r.resolve(name, type as 'TXT');
+  resolve = verifierResolver(f.t.dns.server);
 });
 after(async () => {
   await f?.stop();

@@ -8,6 +8,7 @@ import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { createDomainService } from '../../src/domains/service.js';
 import type { RecipientRow } from '../../src/store/queue.js';
 import { startTestGateway, until, type TestGateway } from './gateway.js';
+import { rawSmtp, type RawSmtp } from './raw-smtp.js';
 
 export const DOMAIN = 'example.test';
 
@@ -19,6 +20,8 @@ export interface RelayFixture {
   count(): number;
   recipients(id: string): RecipientRow[];
   events(id: string): { type: string; recipient: string | null; data: Record<string, unknown> }[];
+  /** A raw SMTP session past EHLO and AUTH PLAIN with the fixture's credential; closed by stop(). */
+  session(): Promise<RawSmtp>;
   /** Waits until every recipient of `id` is in a final state (or `status`), bounded. */
   settled(id: string, timeoutMs?: number): Promise<RecipientRow[]>;
   stop(): Promise<void>;
@@ -33,6 +36,7 @@ export async function startRelay(extra: DeepPartial<ConfigInput> = {}, opts: Par
   const cred = (await addCredential(t.gw.store, DOMAIN, {})) as { id: string; username: string; password: string };
   const store = t.gw.store;
   const FINAL = new Set(['delivered', 'bounced', 'expired', 'suppressed']);
+  const sessions: RawSmtp[] = [];
   return {
     t,
     cred,
@@ -54,7 +58,18 @@ export async function startRelay(extra: DeepPartial<ConfigInput> = {}, opts: Par
         `final states of ${id}`,
         timeoutMs,
       ),
-    stop: () => t.stop(),
+    async session() {
+      const c = await rawSmtp({ port: t.smtpPort });
+      sessions.push(c);
+      await c.cmd('EHLO client.test');
+      const auth = await c.authPlain(cred.username, cred.password);
+      if (!auth.startsWith('235 ')) throw new Error(`AUTH failed: ${auth}`);
+      return c;
+    },
+    async stop() {
+      await Promise.all(sessions.map((c) => c.close()));
+      await t.stop();
+    },
   };
 }
 

@@ -5,13 +5,13 @@
 // that publishes the records `domain add` printed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Resolver } from 'node:dns/promises';
 import { authenticate } from 'mailauth';
 import { addCredential } from '../../src/auth/credentials.js';
 import { createDomainService } from '../../src/domains/service.js';
 import { startMxSink, submitMail, until, type MxSink } from '../helpers/gateway.js';
 import { openTransaction, rawSmtp } from '../helpers/raw-smtp.js';
 import { DOMAIN, startRelay, type RelayFixture } from '../helpers/relay.js';
+import { verifierResolver } from '../helpers/dns-server.js';
 
 let f: RelayFixture;
 let mx: MxSink;
@@ -33,9 +33,7 @@ before(async () => {
   f.t.dns.set('mx.dest.test', [{ type: 'A', address: '127.0.0.81' }]);
   f.t.dns.set('other.test', [{ type: 'MX', exchange: 'mx.dest.test', priority: 10 }]);
   mx = await startMxSink('127.0.0.81', f.t.mxPort);
-  const r = new Resolver({ timeout: 5000, tries: 2 });
-  r.setServers([f.t.dns.server]);
-  resolve = (name, type) => r.resolve(name, type as 'TXT');
+  resolve = verifierResolver(f.t.dns.server);
 });
 after(async () => {
   await f?.stop();

@@ -15,14 +15,6 @@ let f: RelayFixture;
 let mx: MxSink;
 const open: RawSmtp[] = [];
 
-async function session(): Promise<RawSmtp> {
-  const c = await rawSmtp({ port: f.t.smtpPort });
-  open.push(c);
-  await c.cmd('EHLO client.test');
-  assert.match(await c.authPlain(f.cred.username, f.cred.password), /^235 /);
-  return c;
-}
-
 /** One whole transaction on `c`; returns the reply to the final dot. */
 async function send(c: RawSmtp, message: string, to = ['bob@dest.test']): Promise<string> {
   assert.match(await c.cmd(`MAIL FROM:<app@${DOMAIN}>`), /^250 /);
@@ -59,7 +51,7 @@ after(async () => {
 describe('size limit and spooling', () => {
   test('an oversize message is refused 552 5.3.4 after the final dot; the session goes on', async () => {
     const before = f.count();
-    const c = await session();
+    const c = await f.session();
     const big = eml({ Subject: 'too big' }, `${'x'.repeat(998)}\r\n`.repeat(25));
     assert.ok(big.length > MAX_SIZE);
     const r = await send(c, big);
@@ -72,12 +64,12 @@ describe('size limit and spooling', () => {
   });
 
   test('MAIL FROM announcing a SIZE over the limit is refused 552 5.3.4 at once', async () => {
-    const c = await session();
+    const c = await f.session();
     assert.match(await c.cmd(`MAIL FROM:<app@${DOMAIN}> SIZE=${MAX_SIZE + 1}`), /^552 5\.3\.4 /);
   });
 
   test('a message of exactly the limit is accepted', async () => {
-    const c = await session();
+    const c = await f.session();
     const head = eml({ Subject: 'exactly max' }, '');
     const filler = MAX_SIZE - head.length;
     const lines = `${'y'.repeat(98)}\r\n`.repeat(Math.floor(filler / 100));
@@ -89,10 +81,10 @@ describe('size limit and spooling', () => {
   });
 
   test('the spool is empty after accepted, refused and aborted transfers', async () => {
-    const c = await session();
+    const c = await f.session();
     await send(c, eml({ 'X-Relaygate-Meta': '[1]' }));
     // A client that disconnects halfway through DATA.
-    const d = await session();
+    const d = await f.session();
     assert.match(await d.cmd(`MAIL FROM:<app@${DOMAIN}>`), /^250 /);
     assert.match(await d.cmd('RCPT TO:<bob@dest.test>'), /^250 /);
     assert.match(await d.cmd('DATA'), /^354 /);
@@ -109,7 +101,7 @@ describe('size limit and spooling', () => {
 
 describe('recipient limit and address syntax', () => {
   test('recipients past maxRecipients get 452 4.5.3; the message goes to the others', async () => {
-    const c = await session();
+    const c = await f.session();
     assert.match(await c.cmd(`MAIL FROM:<app@${DOMAIN}>`), /^250 /);
     for (let i = 1; i <= MAX_RCPTS; i++) assert.match(await c.cmd(`RCPT TO:<r${i}@dest.test>`), /^250 /);
     assert.equal(await c.cmd('RCPT TO:<r4@dest.test>'), '452 4.5.3 Error: too many recipients');
@@ -123,7 +115,7 @@ describe('recipient limit and address syntax', () => {
   });
 
   test('a bad recipient address is refused 501 5.1.3', async () => {
-    const c = await session();
+    const c = await f.session();
     assert.match(await c.cmd(`MAIL FROM:<app@${DOMAIN}>`), /^250 /);
     assert.equal(await c.cmd('RCPT TO:<bob@>'), '501 5.1.3 Error: Bad recipient address syntax');
     assert.match(await c.cmd('RCPT TO:<bob@dest..test>'), /^501 5\.1\.3 /);
@@ -133,7 +125,7 @@ describe('recipient limit and address syntax', () => {
   });
 
   test('a bad sender address is refused 501 5.1.7', async () => {
-    const c = await session();
+    const c = await f.session();
     assert.match(await c.cmd(`MAIL FROM:<app@${DOMAIN}..>`), /^501 5\.1\.7 /);
   });
 });
@@ -154,14 +146,14 @@ describe('control headers', () => {
   for (const [name, value, expected] of bad) {
     test(`${name}: ${value.slice(0, 30)} → 550 5.6.0 naming the header, nothing queued`, async () => {
       const before = f.count();
-      const c = await session();
+      const c = await f.session();
       assert.match(await send(c, eml({ [name]: value })), expected);
       assert.equal(f.count(), before);
     });
   }
 
   test('control headers are stored and stripped from the delivered message (folded ones too)', async () => {
-    const c = await session();
+    const c = await f.session();
     const message = eml({
       Subject: 'controls',
       'X-Relaygate-Tag': 'welcome, 2026-spring',
@@ -206,7 +198,7 @@ describe('control headers as mail libraries write them', () => {
 
 describe('Message-ID and Date', () => {
   test('added when missing', async () => {
-    const c = await session();
+    const c = await f.session();
     const id = queuedId(await send(c, `From: app@${DOMAIN}\r\nTo: bob@dest.test\r\nSubject: no ids\r\n\r\nhi\r\n`));
     const body = await delivered('no ids');
     const mids = body.match(/^Message-ID: .*$/gim) ?? [];
@@ -221,7 +213,7 @@ describe('Message-ID and Date', () => {
   });
 
   test('existing ones are kept as they were', async () => {
-    const c = await session();
+    const c = await f.session();
     const mid = '<keep-me.123@app.example.test>';
     const date = 'Tue, 01 Dec 2026 09:00:00 +0100';
     await send(c, eml({ Subject: 'has ids', 'Message-ID': mid, Date: date }));
@@ -231,7 +223,7 @@ describe('Message-ID and Date', () => {
   });
 
   test('empty ones are replaced, never doubled', async () => {
-    const c = await session();
+    const c = await f.session();
     const id = queuedId(await send(c, `From: app@${DOMAIN}\r\nTo: bob@dest.test\r\nMessage-ID:\r\nDate: \r\nSubject: empty ids\r\n\r\nhi\r\n`));
     const body = await delivered('empty ids');
     assert.deepEqual(body.match(/^Message-ID:.*$/gim)?.map((s) => s.trim()), [`Message-ID: <${id}@${f.t.config.hostname}>`]);
@@ -241,7 +233,7 @@ describe('Message-ID and Date', () => {
 
 describe('pipelining', () => {
   test('a pipelined transaction gets one reply per command, in order', async () => {
-    const c = await session();
+    const c = await f.session();
     c.write(`MAIL FROM:<app@${DOMAIN}>\r\nRCPT TO:<p1@dest.test>\r\nRCPT TO:<bad@>\r\nRCPT TO:<p2@dest.test>\r\nDATA\r\n`);
     const [mail, r1, r2, r3, data] = await replies(c, 5);
     assert.match(mail, /^250 /);

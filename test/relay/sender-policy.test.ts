@@ -14,14 +14,6 @@ let destMx: MxSink;
 let otherMx: MxSink;
 const open: RawSmtp[] = [];
 
-async function session(): Promise<RawSmtp> {
-  const c = await rawSmtp({ port: f.t.smtpPort });
-  open.push(c);
-  await c.cmd('EHLO client.test');
-  assert.match(await c.authPlain(f.cred.username, f.cred.password), /^235 /);
-  return c;
-}
-
 /** MAIL + RCPT + DATA with `message`; returns the final reply. */
 async function send(c: RawSmtp, from: string, to: string, message: string): Promise<string> {
   assert.match(await c.cmd(`MAIL FROM:<${from}>`), /^250 /);
@@ -51,7 +43,7 @@ after(async () => {
 describe('envelope sender domain', () => {
   test('another domain is refused 550 5.7.1 at MAIL FROM and nothing is queued', async () => {
     const before = f.count();
-    const c = await session();
+    const c = await f.session();
     assert.equal(await c.cmd('MAIL FROM:<app@other.test>'), '550 5.7.1 Sender address domain other.test is not allowed for this credential');
     // Look-alikes: a suffix without the dot, and our domain as a label of another.
     assert.match(await c.cmd('MAIL FROM:<app@evilexample.test>'), /^550 5\.7\.1 /);
@@ -60,12 +52,12 @@ describe('envelope sender domain', () => {
   });
 
   test('the null sender is refused 550 5.7.1 (a credential sends only with its own sender)', async () => {
-    const c = await session();
+    const c = await f.session();
     assert.equal(await c.cmd('MAIL FROM:<>'), '550 5.7.1 A null envelope sender is not allowed; use an address in your sending domain');
   });
 
   test('a subdomain and a different letter case are allowed', async () => {
-    const c = await session();
+    const c = await f.session();
     const r1 = await send(c, `news@mail.${DOMAIN}`, 'bob@dest.test', eml({ From: `News <news@mail.${DOMAIN}>` }));
     assert.match(r1, /^250 2\.0\.0 Ok: queued as \S+$/);
     const r2 = await send(c, 'App@Example.TEST', 'bob@dest.test', eml({ From: 'App <APP@EXAMPLE.TEST>' }));
@@ -84,7 +76,7 @@ describe('From header domain', () => {
   for (const [name, from] of Object.entries(cases)) {
     test(`${name} is refused 550 5.7.1 and nothing is queued`, async () => {
       const before = f.count();
-      const c = await session();
+      const c = await f.session();
       const r = await send(c, `app@${DOMAIN}`, 'bob@dest.test', eml({ From: from }));
       assert.match(r, /^550 5\.7\.1 From header address \S+ is not allowed for example\.test$/);
       assert.equal(f.count(), before);
@@ -93,7 +85,7 @@ describe('From header domain', () => {
 
   test('a second From header with a foreign address is refused', async () => {
     const before = f.count();
-    const c = await session();
+    const c = await f.session();
     const msg = `From: app@${DOMAIN}\r\nFrom: boss@other.test\r\nTo: bob@dest.test\r\nSubject: x\r\n\r\nhi\r\n`;
     const r = await send(c, `app@${DOMAIN}`, 'bob@dest.test', msg);
     assert.equal(r, '550 5.6.0 Message has more than one From header');
@@ -101,7 +93,7 @@ describe('From header domain', () => {
   });
 
   test('a message without From is refused 550 5.6.0', async () => {
-    const c = await session();
+    const c = await f.session();
     const r = await send(c, `app@${DOMAIN}`, 'bob@dest.test', 'To: bob@dest.test\r\nSubject: x\r\n\r\nhi\r\n');
     assert.equal(r, '550 5.6.0 Message has no From header');
   });
@@ -122,13 +114,13 @@ describe('open-relay matrix', () => {
   };
   for (const [name, addr] of Object.entries(senders)) {
     test(`MAIL FROM with a ${name} is refused 501 5.1.7`, async () => {
-      const c = await session();
+      const c = await f.session();
       assert.match(await c.cmd(`MAIL FROM:<${addr}>`), /^501 5\.1\.7 /);
     });
   }
 
   test('a source route in MAIL FROM is ignored: the mailbox domain is what is checked', async () => {
-    const c = await session();
+    const c = await f.session();
     assert.match(await c.cmd(`MAIL FROM:<@${DOMAIN}:user@other.test>`), /^550 5\.7\.1 /);
   });
 
@@ -147,7 +139,7 @@ describe('open-relay matrix', () => {
   };
   for (const [name, addr] of Object.entries(recipients)) {
     test(`RCPT TO with a ${name} is refused 501 5.1.3`, async () => {
-      const c = await session();
+      const c = await f.session();
       assert.match(await c.cmd(`MAIL FROM:<app@${DOMAIN}>`), /^250 /);
       assert.match(await c.cmd(`RCPT TO:<${addr}>`), /^501 5\.1\.3 /);
       // No recipient was taken, so there is nothing to send.
@@ -168,7 +160,7 @@ describe('open-relay matrix', () => {
   });
 
   test('a source route in RCPT TO never sends the mail to the route host', async () => {
-    const c = await session();
+    const c = await f.session();
     const r = await send(c, `app@${DOMAIN}`, '@dest.test:user@other.test', eml({ To: 'user@other.test' }));
     assert.match(r, /^250 2\.0\.0 Ok: queued as \S+$/);
     const id = /queued as (\S+)/.exec(r)![1];

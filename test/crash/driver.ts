@@ -38,6 +38,8 @@ export interface CrashOptions {
   httpWorkers?: number;
   /** Destination domains (all on the one loopback MX). */
   domains?: number;
+  /** Messages per second (0: as fast as the gateway answers, the default). */
+  rate?: number;
   loadTimeoutMs?: number;
   drainTimeoutMs?: number;
   log?: (line: string) => void;
@@ -170,6 +172,7 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
       apiKey,
       domains,
       rand,
+      rate: o.rate,
       deadline: tLoad + (o.loadTimeoutMs ?? 600_000),
     });
     abortLoad = () => load.stop();
@@ -323,6 +326,7 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
     return {
       seed: o.seed,
       messages: o.messages,
+      rate: o.rate ?? 0,
       sessions,
       httpEvery,
       acknowledged: acked.length,

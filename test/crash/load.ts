@@ -40,6 +40,8 @@ export interface LoadOptions {
   rand: () => number;
   /** Give up (leaving seqs unacknowledged) at this Date.now(). */
   deadline: number;
+  /** Messages per second over all senders; 0 or absent: as fast as the gateway answers. */
+  rate?: number;
 }
 
 export const recipientOf = (seq: number, domains: string[]) => `c${seq}@${domains[seq % domains.length]}`;
@@ -159,6 +161,7 @@ export class Load {
   private smtpQueue: number[] = [];
   private httpQueue: number[] = [];
   private stopped = false;
+  private nextStartAt = 0;
 
   constructor(private o: LoadOptions) {
     for (let seq = 1; seq <= o.messages; seq++) (seq % o.httpEvery === 0 ? this.httpQueue : this.smtpQueue).push(seq);
@@ -204,6 +207,15 @@ export class Load {
     return this.stopped || this.remaining() === 0 || Date.now() > this.o.deadline;
   }
 
+  /** With a rate set, waits for this sender's next start slot (resends take slots too). */
+  private async pace(): Promise<void> {
+    if (!this.o.rate) return;
+    const now = Date.now();
+    const at = Math.max(now, this.nextStartAt);
+    this.nextStartAt = at + 1000 / this.o.rate;
+    if (at > now) await sleep(at - now);
+  }
+
   private ambiguous(seq: number): void {
     this.ledger.ambiguous.set(seq, (this.ledger.ambiguous.get(seq) ?? 0) + 1);
   }
@@ -211,6 +223,7 @@ export class Load {
   private async smtpSession(): Promise<void> {
     let conn: SmtpConn | null = null;
     while (!this.over()) {
+      await this.pace();
       const seq = this.smtpQueue.shift();
       if (seq === undefined) {
         await sleep(20); // others may still requeue theirs
@@ -286,6 +299,7 @@ export class Load {
 
   private async httpWorker(): Promise<void> {
     while (!this.over()) {
+      await this.pace();
       const seq = this.httpQueue.shift();
       if (seq === undefined) {
         await sleep(20);

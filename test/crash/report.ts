@@ -18,6 +18,8 @@ export interface KillRecord {
 export interface CrashReport {
   seed: number;
   messages: number;
+  /** Paced load in messages per second; 0 = as fast as the gateway answers. */
+  rate: number;
   sessions: number;
   httpEvery: number;
   acknowledged: number;
@@ -54,7 +56,7 @@ const pct = (n: number, of: number) => (of ? `${((100 * n) / of).toFixed(3)}%` :
 export function formatReport(r: CrashReport): string {
   const lines = [
     `relaygate crash suite — seed ${r.seed}`,
-    `  messages            ${r.messages} over ${r.sessions} SMTP sessions, 1 in ${r.httpEvery} through the HTTP API`,
+    `  messages            ${r.messages} over ${r.sessions} SMTP sessions, 1 in ${r.httpEvery} through the HTTP API, ${r.rate ? `paced at ${r.rate} msg/s` : 'as fast as the gateway answers'}`,
     `  acknowledged        ${r.acknowledged} (SMTP 250: ${r.ackedSmtp}, HTTP 202: ${r.ackedHttp}); unacknowledged at the end: ${r.unacknowledged}; refused: ${r.refused.length}`,
     `  sent without reply  ${r.ambiguousAttempts} attempts (resent later); temporary refusals retried: ${r.tempFailures}`,
     `  delivered           ${r.delivered} of ${r.acknowledged} acknowledged (MX receptions ${r.mxReceptions})`,

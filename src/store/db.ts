@@ -59,3 +59,30 @@ export function withoutFsync<T>(db: Db, fn: () => T): T {
     db.pragma('synchronous = FULL');
   }
 }
+
+// Connections with commits made by withoutFsync that no fsynced commit has covered yet.
+const unsynced = new WeakSet<Db>();
+
+/** Notes that `db` has commits a power cut could still take back (see Committer.runNow). */
+export function markUnsynced(db: Db): void {
+  unsynced.add(db);
+}
+
+/** Notes that an fsynced commit on `db` has made every earlier commit durable. */
+export function markSynced(db: Db): void {
+  unsynced.delete(db);
+}
+
+/**
+ * Runs `fn` (a claim that leases the rows it returns) without an fsync unless `db`
+ * holds unsynced commits; then its own commit pays the fsync, which covers them. For reads that hand data to the outside world:
+ * an event POSTed to a webhook must not vanish in a power cut and have its id
+ * given to another event afterwards.
+ */
+export function durableBeforeSharing<T>(db: Db, fn: () => T[]): T[] {
+  if (!unsynced.has(db)) return withoutFsync(db, fn);
+  const out = fn();
+  // A claim that leased nothing wrote nothing, and a commit without frames syncs nothing.
+  if (out.length > 0) markSynced(db);
+  return out;
+}

@@ -1,5 +1,5 @@
 // Webhook endpoints and their durable outbox.
-import { withoutFsync, type Db } from './db.js';
+import { durableBeforeSharing, type Db } from './db.js';
 
 export interface WebhookRow {
   id: string;
@@ -80,7 +80,9 @@ export class WebhookStore {
     /** Chooses, inside the claim's transaction, which due rows to lease (default: all). */
     pick: (due: OutboxRow[]) => OutboxRow[] = (due) => due,
   ): OutboxRow[] {
-    return withoutFsync(this.db, () =>
+    // Delivery outcomes (and their events) are committed without an fsync; the events
+    // claimed here are about to be POSTed, so they must be durable first.
+    return durableBeforeSharing(this.db, () =>
       this.db
         .transaction(() => {
           const rows = pick(this.s.due.all(now, now, JSON.stringify(busyHooks), limit) as OutboxRow[]);

@@ -1,5 +1,6 @@
 // Click tracking for text/plain parts (tracking.textLinks, off by default: a rewritten
 // URL in plain text is visible to the reader, unlike an href).
+import { locationFor } from '../util/location.js';
 import { MAX_TRACKED_URL } from './track-rewrite.js';
 
 export interface TextLink {
@@ -23,7 +24,7 @@ export function rewriteTextLinks(text: string, opts: { clickUrl: (link: TextLink
       url += ')';
       tail = tail.slice(1);
     }
-    if (/^https?:\/\/$/i.test(url) || url.length > MAX_TRACKED_URL) return match;
+    if (/^https?:\/\/$/i.test(url) || locationFor(url).length > MAX_TRACKED_URL) return match;
     const index = links.length;
     links.push({ index, url });
     return opts.clickUrl({ index, url }) + tail;

@@ -9,6 +9,7 @@
 import iconv from 'iconv-lite';
 import { decodeHTMLAttribute, escapeAttribute } from 'entities';
 import { Tokenizer } from 'htmlparser2';
+import { locationFor } from '../util/location.js';
 
 export interface RewriteOptions {
   /** Rewrite http(s) links to click-tracking URLs. */
@@ -39,9 +40,10 @@ export const NOTRACK_ATTRIBUTE = 'data-relaygate-notrack';
 const UNSUBSCRIBE_PLACEHOLDER = /^\{\{\s*unsubscribe\s*\}\}$/i;
 const HTTP_URL = /^https?:\/\//i;
 /**
- * Longer links are left as sent. The redirect answers with the URL in a Location
- * header, and browsers, proxies and Node's own HTTP parser (16 KiB for all headers)
- * refuse headers much past 8 KiB: a tracked link that long would stop working.
+ * Links whose Location header would be longer are left as sent (non-ASCII counts
+ * percent-encoded, up to 9 bytes a character). Browsers, proxies and Node's own
+ * HTTP parser (16 KiB for all headers) refuse headers much past 8 KiB, so such a
+ * tracked link would stop working.
  */
 export const MAX_TRACKED_URL = 8192;
 
@@ -205,7 +207,7 @@ export function rewriteHtml(
       edits.push({ start: href.valueStart, end: href.valueEnd, text: writeValue(opts.unsubscribeHref, href.quote) });
       return;
     }
-    if (!opts.clicks || !HTTP_URL.test(url) || url.length > MAX_TRACKED_URL || isUnsubscribe(url)) return;
+    if (!opts.clicks || !HTTP_URL.test(url) || locationFor(url).length > MAX_TRACKED_URL || isUnsubscribe(url)) return;
     const index = links.length;
     links.push({ index, url });
     const text = writeValue(opts.clickUrl({ index, url }), href.quote);

@@ -4,13 +4,13 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { Hono, type Context } from 'hono';
 import { html } from 'hono/html';
 import ipaddr from 'ipaddr.js';
-import { domainToASCII } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/index.js';
 import type { TokenInfo } from '../store/tracking.js';
 import { ipInCidr } from '../smtp/listener.js';
+import { locationFor } from '../util/location.js';
 import { classifyHit } from './hit-classify.js';
 import type { HitRecorder } from './recorder.js';
 
@@ -28,21 +28,6 @@ export const PIXEL = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAA
 const TOKEN_RE = /^[A-Za-z0-9_-]{22}$/;
 const SCANNER_WINDOW_MS = 5000;
 
-/** Header-safe Location: non-ASCII is percent-encoded (host as punycode), everything else kept as stored. */
-export function locationFor(url: string): string {
-  if (/^[\x21-\x7e]*$/.test(url)) return url;
-  const enc = (s: string) => s.replace(/[^\x21-\x7e]+/g, (m) => encodeURIComponent(m));
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(url);
-  if (!m) return enc(url);
-  const [, scheme, authority, tail] = m;
-  const at = authority.lastIndexOf('@');
-  const userinfo = at >= 0 ? enc(authority.slice(0, at + 1)) : '';
-  const hostPort = authority.slice(at + 1);
-  const portMatch = /:(\d+)$/.exec(hostPort);
-  const host = portMatch ? hostPort.slice(0, portMatch.index) : hostPort;
-  const asciiHost = domainToASCII(host) || enc(host);
-  return `${scheme}${userinfo}${asciiHost}${portMatch ? portMatch[0] : ''}${enc(tail)}`;
-}
 
 export function clientIp(c: Context, trusted: string[]): string {
   let ip = '';

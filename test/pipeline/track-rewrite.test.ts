@@ -294,3 +294,11 @@ test('a link longer than MAX_TRACKED_URL is left as sent; one at the limit is tr
   assert.ok(r.html.includes(`href="${over}"`), 'the over-long link is unchanged');
   assert.ok(r.html.includes(`href="${marker(0)}"`), 'the one at the limit is tracked');
 });
+
+test('the limit counts the Location header the redirect will send: non-ASCII percent-encoded', () => {
+  // 1,000 CJK characters are 9,000 bytes once percent-encoded: over the limit though the URL is short.
+  const cjk = `https://long.test/${'链'.repeat(1_000)}`;
+  assert.ok(cjk.length < MAX_TRACKED_URL);
+  const r = rewriteHtml(`<html><body><a href="${cjk}">x</a></body></html>`, options());
+  assert.deepEqual(r.links, []);
+});

@@ -8,12 +8,13 @@
 // let the retry send them again. Each message therefore also leaves a "part"
 // record in the very transaction that stores it; a retry that finds no
 // response but finds parts reuses those messages and sends only the rest.
+import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
 import type { Accepted } from '../pipeline/submit.js';
 import type { Store } from '../store/index.js';
 import type { ApiKeyRow } from '../store/tenants.js';
 import type { ApiEnv } from './env.js';
-import { badRequest } from './errors.js';
+import { ApiError, badRequest } from './errors.js';
 
 export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 const PRUNE_EVERY_MS = 3_600_000;
@@ -38,7 +39,12 @@ export function createIdempotency(store: Store, clock: () => number) {
   const reply = (c: Context<ApiEnv>, o: Outcome, replayed: boolean) =>
     c.json(o.body as object, o.status as 200, replayed ? { 'Idempotent-Replayed': 'true' } : {});
 
-  return async function idempotent(c: Context<ApiEnv>, key: ApiKeyRow, run: (parts?: IdempotentParts) => Promise<Outcome>): Promise<Response> {
+  return async function idempotent(
+    c: Context<ApiEnv>,
+    key: ApiKeyRow,
+    body: unknown,
+    run: (parts?: IdempotentParts) => Promise<Outcome>,
+  ): Promise<Response> {
     const header = c.req.header('idempotency-key');
     if (header === undefined) return reply(c, await run(), false);
     if (!/^[\x21-\x7e][\x20-\x7e]{0,254}$/.test(header)) {
@@ -58,13 +64,21 @@ export function createIdempotency(store: Store, clock: () => number) {
     if (running) return reply(c, await running, true);
     // '\n' cannot occur in a key (printable ASCII only), so part keys never meet real ones.
     const partPrefix = `${scoped}\n#`;
-    const earlier = store.idempotency.withPrefix(key.id, partPrefix, now - IDEMPOTENCY_TTL_MS);
+    // Parts are reused by position, so they must belong to this very request: the same key
+    // with another body after a crash would otherwise map old messages onto new recipients.
+    const fingerprint = createHash('sha256').update(JSON.stringify(body)).digest('base64url');
+    const earlier = new Map<string, { fp: string; accepted: Accepted }>();
+    for (const [k, v] of store.idempotency.withPrefix(key.id, partPrefix, now - IDEMPOTENCY_TTL_MS)) {
+      const part = JSON.parse(v) as { fp: string; accepted: Accepted };
+      if (part.fp !== fingerprint) {
+        throw new ApiError(422, 'idempotency_key_reused', 'Idempotency-Key was already used with a different request body');
+      }
+      earlier.set(k, part);
+    }
     const parts: IdempotentParts = {
-      stored: (i) => {
-        const r = earlier.get(`${partPrefix}${i}`);
-        return r === undefined ? undefined : (JSON.parse(r) as Accepted);
-      },
-      record: (i) => (accepted) => store.idempotency.put(key.id, `${partPrefix}${i}`, 202, JSON.stringify(accepted), clock()),
+      stored: (i) => earlier.get(`${partPrefix}${i}`)?.accepted,
+      record: (i) => (accepted) =>
+        store.idempotency.put(key.id, `${partPrefix}${i}`, 202, JSON.stringify({ fp: fingerprint, accepted }), clock()),
     };
     const p = run(parts)
       .then(async (o) => {

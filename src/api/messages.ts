@@ -36,9 +36,10 @@ export function messageRoutes(deps: ApiDeps, idempotent: ReturnType<typeof creat
         202: { description: 'Accepted and queued', schema: acceptedDoc },
         403: { description: 'Key lacks the send scope, or the From domain is not a configured sending domain' },
         413: { description: 'Message larger than smtp.maxMessageSize' },
+        422: { description: 'Idempotency-Key already used with a different body by a request that was cut short' },
       },
       handler: (c, { body, key }) =>
-        idempotent(c, key, async (parts) => ({ status: 202, body: await sendMessage(deps, body, now(), parts) })),
+        idempotent(c, key, body, async (parts) => ({ status: 202, body: await sendMessage(deps, body, now(), parts) })),
     }),
     defineRoute({
       method: 'post',
@@ -49,8 +50,11 @@ export function messageRoutes(deps: ApiDeps, idempotent: ReturnType<typeof creat
       description: 'Up to 1000 recipients. Recipients that cannot be accepted are listed in rejected[] with the reason; the rest are queued.',
       body: batchSchema,
       idempotent: true,
-      responses: { 202: { description: 'Accepted (possibly partly)', schema: batchDoc } },
-      handler: (c, { body, key }) => idempotent(c, key, async (parts) => ({ status: 202, body: await sendBatch(deps, body, now(), parts) })),
+      responses: {
+        202: { description: 'Accepted (possibly partly)', schema: batchDoc },
+        422: { description: 'Idempotency-Key already used with a different body by a request that was cut short' },
+      },
+      handler: (c, { body, key }) => idempotent(c, key, body, async (parts) => ({ status: 202, body: await sendBatch(deps, body, now(), parts) })),
     }),
     defineRoute({
       method: 'get',

@@ -248,6 +248,21 @@ describe('Idempotency-Key across a crash between storing the messages and storin
     assert.equal(received('idem-crash@dest.test').length, 1);
   });
 
+  test('a retry with the same key but another body is refused (422) rather than mapped onto the stored messages', async () => {
+    const key = `crash-changed-${Date.now()}`;
+    failFinalRecordOnce();
+    const first = await api('POST', '/messages', { key: send, body: { from: 'app@example.test', to: ['changed-a@dest.test'], text: 'a' }, headers: { 'Idempotency-Key': key } });
+    assert.equal(first.status, 202, first.text);
+    const before = messageCount();
+    const changed = await api('POST', '/messages', { key: send, body: { from: 'app@example.test', to: ['changed-b@dest.test'], text: 'b' }, headers: { 'Idempotency-Key': key } });
+    assert.equal(changed.status, 422, changed.text);
+    assert.equal(changed.json.error.code, 'idempotency_key_reused');
+    assert.equal(messageCount(), before, 'nothing stored');
+    const same = await api('POST', '/messages', { key: send, body: { from: 'app@example.test', to: ['changed-a@dest.test'], text: 'a' }, headers: { 'Idempotency-Key': key } });
+    assert.equal(same.status, 202);
+    assert.equal(same.json.id, first.json.id);
+  });
+
   test('POST /messages/batch: recipients stored before the crash are reused, only the rest are sent', async () => {
     const key = `crash-batch-${Date.now()}`;
     const body = {

@@ -75,9 +75,9 @@ export function markSynced(db: Db): void {
 
 /**
  * Runs `fn` (a claim that leases the rows it returns) without an fsync unless `db`
- * holds unsynced commits; then its own commit pays the fsync, which covers them. For reads that hand data to the outside world:
- * an event POSTed to a webhook must not vanish in a power cut and have its id
- * given to another event afterwards.
+ * holds unsynced commits; then its own commit pays the fsync, which covers them.
+ * For claims that hand data to the outside world: an event POSTed to a webhook
+ * must not vanish in a power cut and have its id given to another event afterwards.
  */
 export function durableBeforeSharing<T>(db: Db, fn: () => T[]): T[] {
   if (!unsynced.has(db)) return withoutFsync(db, fn);

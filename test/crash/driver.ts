@@ -315,6 +315,9 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
     }
     const lags: number[] = [];
     for (const [seq, at] of recordedAt) {
+      // A message delivered again was recorded only by the next process: its "lag" would be
+      // the restart, not the window. Those are counted as duplicates instead.
+      if ((mx.counts.get(seq) ?? 0) > 1) continue;
       const first = mx.firstAt.get(seq);
       if (first !== undefined && at >= first - 5) lags.push(at - first);
     }

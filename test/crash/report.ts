@@ -63,7 +63,7 @@ export function formatReport(r: CrashReport): string {
     `  LOST                ${r.lost}${r.lost ? `  seqs: ${r.lostSeqs.join(', ')}` : ''}`,
     `  duplicated          ${r.duplicated} (${pct(r.duplicated, r.acknowledged)}): ${r.duplicatedByGateway} redelivered by the gateway after a kill past the remote 250, ${r.duplicatedAfterLostReply} resent by a client whose reply was lost (${r.duplicatedAfterLostReplyHttp} of them via HTTP with an Idempotency-Key)`,
     `  kills               ${r.kills.length}: ${r.kills.map((k) => `${k.kind}${k.aimed ? '' : '(timeout)'} → ${k.redelivered} again`).join(', ')}`,
-    `  record lag          MX 250 → outcome committed: p50 ${r.recordLag.p50} ms, p90 ${r.recordLag.p90} ms, p99 ${r.recordLag.p99} ms, max ${r.recordLag.max} ms (${r.recordLag.n} deliveries)`,
+    `  record lag          MX 250 → outcome committed: p50 ${r.recordLag.p50} ms, p90 ${r.recordLag.p90} ms, p99 ${r.recordLag.p99} ms, max ${r.recordLag.max} ms (${r.recordLag.n} deliveries sent once; the re-sent are the duplicates)`,
     `  restart time        ${r.kills.length ? `${Math.min(...r.kills.map((k) => k.downMs))}-${Math.max(...r.kills.map((k) => k.downMs))} ms` : '-'}`,
     `  unexpected exits    ${r.unexpectedExits.length}`,
     `  webhook events      expected ${r.webhook.expected}, received ${r.webhook.received}, missing ${r.webhook.missing}, duplicated ${r.webhook.duplicated} (${pct(r.webhook.duplicated, r.webhook.total)} of ${r.webhook.total} POSTs)`,

@@ -26,7 +26,11 @@ test('the PEM form mailauth uses is parsed once; other forms are not cached', ()
   const der = crypto.createPrivateKey(rsa.privateKeyPem).export({ format: 'der', type: 'pkcs8' });
   const d1 = crypto.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
   assert.notEqual(d1, crypto.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }), 'DER is passed through');
-  assert.notEqual(crypto.createPrivateKey({ key: ed.privateKeyPem, format: 'pem' }), a, 'each PEM its own key');
+  const other = generateDkimKey('rsa');
+  const o = crypto.createPrivateKey({ key: Buffer.from(other.privateKeyPem), format: 'pem' });
+  const pub = (k: crypto.KeyObject) => crypto.createPublicKey(k).export({ format: 'der', type: 'spki' }).toString('base64');
+  assert.notEqual(pub(o), pub(a), 'another PEM gets its own key, not a cached one');
+  assert.equal(pub(o), other.publicKeyB64, 'and it is the right one');
 });
 
 test('a bad key still throws, every time', () => {

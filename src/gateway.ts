@@ -5,7 +5,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { createSigner } from './dkim/sign.js';
-import { createDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
+import { createDeliveryThread, type DeliveryRunner } from './delivery/thread.js';
 import { createDomainService } from './domains/service.js';
 import { createHttpApp } from './http/app.js';
 import { createLogger } from './logger.js';
@@ -24,7 +24,7 @@ export interface Gateway {
   smtpPort: number;
   smtpsPort: number | null;
   httpPort: number;
-  worker: DeliveryWorker;
+  worker: DeliveryRunner;
   logger: Logger;
   stop(): Promise<void>;
 }
@@ -38,7 +38,7 @@ export async function startGateway(config: Config, opts: { logger?: Logger } = {
   if (tls.generated) logger.warn({ cert: tls.certPath }, 'generated a self-signed TLS certificate; replace it with a real one');
   const metrics = createMetrics();
   const signer = createSigner();
-  const worker = createDeliveryWorker({ config, store, logger, metrics });
+  const worker = createDeliveryThread({ config, store, logger, metrics });
   const pipeline: PipelineDeps = {
     config,
     store,
@@ -78,7 +78,7 @@ export async function startGateway(config: Config, opts: { logger?: Logger } = {
       server.once('error', reject);
     });
     logger.info({ port: httpPort, host: config.http.host }, 'HTTP server started');
-    worker.start();
+    await worker.start();
     dispatcher.start();
     const reverify = setInterval(() => void domains.reverifyAll(), config.dns.reverifyInterval);
     reverify.unref();

@@ -2,23 +2,34 @@
 // transactions (same destination domain, same stored body), resolves MX and
 // records every attempt's outcome. Concurrency is bounded in total and per
 // destination domain so one slow domain cannot starve the others.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import type { Metrics } from '../metrics.js';
+import { isBusyError } from '../store/db.js';
 import type { Store } from '../store/index.js';
 import type { AttemptOutcome, ClaimedRecipient } from '../store/queue.js';
 import { classifyBounce } from './bounce-classify.js';
 import { createMxResolver, type MxResolver } from './mx-resolve.js';
 import { capTimeout, nextAttemptAt } from './retry.js';
 import { createSmtpClient, type DeliveryTarget, type SmtpClient } from './smtp-client.js';
+import { OutcomeRecorder } from './outcome-recorder.js';
+import type { OutcomeJournal } from '../store/outcome-journal.js';
+
+/** What the worker reports for metrics; the thread forwards it to the gateway's registry. */
+export interface DeliveryMetrics {
+  /** One per recipient attempt; latency (acceptance → delivery) only for delivered ones. */
+  outcome(result: string, bounceClass: string, latencySeconds?: number): void;
+}
 
 export interface WorkerDeps {
   config: Config;
+  /** A connection of the worker's own: start() sets it not to wait for locks (see outcome-recorder). */
   store: Store;
+  journal: OutcomeJournal;
   logger: Logger;
-  metrics?: Metrics;
+  metrics?: DeliveryMetrics;
+  /** Called with the number of transactions in flight whenever it may have changed. */
+  onActive?: (n: number) => void;
   resolver?: MxResolver;
   client?: SmtpClient;
   clock?: () => number;
@@ -49,6 +60,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   const now = deps.clock ?? Date.now;
   const resolver = deps.resolver ?? createMxResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout });
   const client = deps.client ?? createSmtpClient({ logger: log });
+  const recorder = new OutcomeRecorder(store, deps.journal, log);
   const perDomain = new Map<string, number>();
   const inflight = new Set<Promise<void>>();
   let timer: NodeJS.Timeout | null = null;
@@ -76,14 +88,20 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     }
     ticking = true;
     let started = 0;
+    let locked = false;
     try {
       started = claimAndStart();
     } catch (e) {
-      log.error({ err: e }, 'claim failed');
+      // Another connection holds the write lock (a group commit's fsync): look again shortly.
+      if (isBusyError(e)) locked = true;
+      else log.error({ err: e }, 'claim failed');
     } finally {
       ticking = false;
     }
-    if (again) {
+    if (locked) {
+      again = false;
+      schedule(2);
+    } else if (again) {
       again = false;
       schedule(0);
     } else {
@@ -118,6 +136,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
         .catch((e) => log.error({ err: e, domain }, 'delivery crashed'))
         .finally(() => {
           inflight.delete(p);
+          deps.onActive?.(inflight.size);
           const left = (perDomain.get(domain) ?? 1) - 1;
           if (left <= 0) perDomain.delete(domain);
           else perDomain.set(domain, left);
@@ -125,6 +144,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
         });
       inflight.add(p);
     }
+    if (groups.length) deps.onActive?.(inflight.size);
     return groups.length;
   }
 
@@ -239,42 +259,26 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   }
 
   async function commit(group: ClaimedRecipient[], outcomes: AttemptOutcome[]): Promise<void> {
-    const write = () =>
-      store.committer.runNow(() => {
-        outcomes.forEach((o, i) => {
-          store.queue.applyOutcome(o);
-          const r = group[i];
-          // RFC 3463 x.1.1: the mailbox does not exist; mailing it again only hurts reputation.
-          if (o.status === 'bounced' && o.bounceClass === 'bad-mailbox') store.tenants.suppress(r.msg_domain, r.email, 'bounce', o.at);
-        });
-      });
-    // The store can refuse the write (disk full, I/O error). The outcome is known and the rows
-    // are still leased to us, so keep trying to record it: giving up left them leased for
-    // LEASE_MS (no retry for 15 minutes), and attempting them again would send a copy the
-    // remote already took. Only a stop gives up; start-up then releases the leases.
-    for (let wait = 200; ; wait = Math.min(wait * 2, 2000)) {
-      try {
-        // Now, not with the next batch: between the remote 250 and this commit a crash
-        // means sending the message again.
-        write();
-        break;
-      } catch (e) {
-        if (stopping) throw e;
-        log.error({ err: e, msg_id: group[0].message_id, rcpts: group.length }, `recording delivery outcomes failed; retrying in ${wait} ms`);
-        await sleep(wait, undefined, { ref: false });
-      }
-    }
+    await recorder.record(
+      outcomes.map((o, i) => {
+        const r = group[i];
+        const suppress = o.status === 'bounced' && o.bounceClass === 'bad-mailbox' ? { domain: r.msg_domain, email: r.email } : undefined;
+        return { outcome: { ...o, attempt: r.attempts + 1 }, suppress };
+      }),
+    );
     outcomes.forEach((o, i) => {
       const r = group[i];
-      deps.metrics?.deliveries.inc({ result: o.status, bounce_class: o.bounceClass ?? '' });
-      if (o.status === 'delivered') deps.metrics?.deliveryLatency.observe((o.at - r.created_at) / 1000);
+      deps.metrics?.outcome(o.status, o.bounceClass ?? '', o.status === 'delivered' ? (o.at - r.created_at) / 1000 : undefined);
       log.info({ msg_id: r.message_id, rcpt: r.email, status: o.status, attempt: r.attempts + 1, reply: o.reply, bounce_class: o.bounceClass }, `recipient ${o.status}`);
     });
   }
 
   return {
     start() {
+      const replayed = recorder.replay();
+      if (replayed.applied || replayed.skipped || replayed.torn) log.warn(replayed, 'applied delivery outcomes journaled by a previous process');
       const released = store.queue.releaseAllLeases();
+      store.setBusyTimeout(0);
       if (released) log.warn({ released }, 'released deliveries claimed by a previous process');
       schedule(0);
     },
@@ -289,6 +293,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       const all = Promise.allSettled([...inflight]);
       const res = await Promise.race([all.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), graceMs).unref())]);
       if (!res) log.warn({ inflight: inflight.size }, 'stopping with deliveries in flight; they are retried at next start');
+      recorder.close();
       await client.close();
     },
     active: () => inflight.size,

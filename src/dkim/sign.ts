@@ -2,8 +2,9 @@
 // worker pool. RSA signing plus body hashing costs about a millisecond per
 // 20 KB message; on the main thread that stalls the SMTP listener under load.
 import { dkimSign, type DKIMSignOptions } from 'mailauth';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { GatewayError } from '../errors.js';
+import { startWorkerThread } from '../util/worker-thread.js';
 import type { DkimAlgorithm } from './keys.js';
 
 export interface SigningKey {
@@ -164,16 +165,7 @@ interface Slot {
 }
 
 function spawnWorker(): Worker {
-  const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./sign-worker.js', self));
-  // Running from source under tsx. Node 20 does not apply the parent's
-  // `--import tsx` to a worker's entry (a .ts entry fails with "Unknown file
-  // extension" even with execArgv set), so the worker starts from a tiny
-  // script that registers tsx's loader first and then imports the .ts file.
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./sign-worker.ts', self).href;
-  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(code, { eval: true });
+  return startWorkerThread(import.meta.url, 'sign-worker');
 }
 
 export function createSigner(opts: SignerOptions = {}): Signer {

@@ -3,7 +3,7 @@
 // one fsync acknowledges a whole batch: the difference between ~100 and
 // >1000 durable messages a second on one disk. Each job runs in its own
 // savepoint, so one failing job does not undo the others.
-import { markSynced, markUnsynced, withoutFsync, type Db } from './db.js';
+import { syncState, withoutFsync, type Db, type SyncState } from './db.js';
 
 interface Job {
   fn: () => unknown;
@@ -17,6 +17,7 @@ export class Committer {
   private closed = false;
 
   private totalChanges;
+  private sync: SyncState;
 
   constructor(
     private db: Db,
@@ -24,6 +25,7 @@ export class Committer {
   ) {
     const stmt = db.prepare('SELECT total_changes() AS n');
     this.totalChanges = () => (stmt.get() as { n: number }).n;
+    this.sync = syncState(db);
   }
 
   run<T>(fn: () => T): Promise<T> {
@@ -45,6 +47,7 @@ export class Committer {
       const results: { ok: boolean; value: unknown }[] = [];
       let rolledBack = false;
       const changesBefore = this.totalChanges();
+      const mark = this.sync.mark();
       try {
         this.db
           .transaction(() => {
@@ -78,7 +81,7 @@ export class Committer {
         continue;
       }
       // Only a commit that wrote something had its fsync; that one covers all earlier commits.
-      if (this.totalChanges() > changesBefore) markSynced(this.db);
+      if (this.totalChanges() > changesBefore) this.sync.synced(mark);
       batch.forEach((job, i) => (results[i].ok ? job.resolve(results[i].value) : job.reject(results[i].value)));
     }
   }
@@ -92,9 +95,7 @@ export class Committer {
    */
   runNow<T>(fn: () => T): T {
     if (this.closed) throw new Error('store is closed');
-    const out = withoutFsync(this.db, () => this.db.transaction(fn).immediate());
-    markUnsynced(this.db);
-    return out;
+    return this.sync.unsynced(() => withoutFsync(this.db, () => this.db.transaction(fn).immediate()));
   }
 
   close(): void {

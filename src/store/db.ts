@@ -13,9 +13,10 @@ export const DB_FILE = 'relaygate.db';
  * makes a commit durable before we answer 250 (the fsync is shared by the
  * whole group commit, so it is paid once per batch, not per message).
  */
-export function openDb(dataDir: string, opts: { readonly?: boolean } = {}): Db {
+export function openDb(dataDir: string, opts: { readonly?: boolean; sync?: SharedArrayBuffer } = {}): Db {
   fs.mkdirSync(dataDir, { recursive: true });
   const db = new Database(path.join(dataDir, DB_FILE), { readonly: opts.readonly ?? false });
+  if (opts.sync) syncStates.set(db, new SyncState(opts.sync));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
@@ -24,6 +25,12 @@ export function openDb(dataDir: string, opts: { readonly?: boolean } = {}): Db {
   migrate(db);
   return db;
 }
+
+/** The write lock is held by another connection (and busy_timeout ran out, or is 0). */
+export const isBusyError = (e: unknown): boolean => {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+};
 
 export function migrate(db: Db): void {
   const current = db.pragma('user_version', { simple: true }) as number;
@@ -60,29 +67,74 @@ export function withoutFsync<T>(db: Db, fn: () => T): T {
   }
 }
 
-// Connections with commits made by withoutFsync that no fsynced commit has covered yet.
-const unsynced = new WeakSet<Db>();
+/**
+ * Counts commits made without an fsync against the ones an fsynced commit has
+ * covered, for one database file. The cells live in a SharedArrayBuffer so the
+ * delivery thread's connection and the main one keep a single account: an fsync
+ * of the WAL by either connection makes every frame written before it durable.
+ */
+export class SyncState {
+  readonly shared: SharedArrayBuffer;
+  // [0]: unsynced commit marks noted so far; [1]: how many of them an fsync has covered.
+  // 64-bit: two marks per delivery commit would wrap 32 bits within a few years of mail.
+  private cells: BigInt64Array;
 
-/** Notes that `db` has commits a power cut could still take back (see Committer.runNow). */
-export function markUnsynced(db: Db): void {
-  unsynced.add(db);
+  constructor(shared?: SharedArrayBuffer) {
+    this.shared = shared ?? new SharedArrayBuffer(16);
+    this.cells = new BigInt64Array(this.shared);
+  }
+
+  /** Wraps a commit that skips the fsync. */
+  unsynced<T>(commit: () => T): T {
+    // Before: whoever can read the commit's rows sees it pending. After: a mark taken
+    // while it was being written (by a commit that may have fsynced before its frames
+    // existed) does not count as covering it.
+    Atomics.add(this.cells, 0, 1n);
+    try {
+      return commit();
+    } finally {
+      Atomics.add(this.cells, 0, 1n);
+    }
+  }
+
+  /** Take before an fsynced commit; hand to synced() once it is done. */
+  mark(): bigint {
+    return Atomics.load(this.cells, 0);
+  }
+
+  synced(mark: bigint): void {
+    for (;;) {
+      const cur = Atomics.load(this.cells, 1);
+      if (cur >= mark || Atomics.compareExchange(this.cells, 1, cur, mark) === cur) return;
+    }
+  }
+
+  pending(): boolean {
+    return Atomics.load(this.cells, 0) > Atomics.load(this.cells, 1);
+  }
 }
 
-/** Notes that an fsynced commit on `db` has made every earlier commit durable. */
-export function markSynced(db: Db): void {
-  unsynced.delete(db);
+const syncStates = new WeakMap<Db, SyncState>();
+
+/** The account of unsynced commits `db` shares with the other connections it was opened with. */
+export function syncState(db: Db): SyncState {
+  let s = syncStates.get(db);
+  if (!s) syncStates.set(db, (s = new SyncState()));
+  return s;
 }
 
 /**
- * Runs `fn` (a claim that leases the rows it returns) without an fsync unless `db`
- * holds unsynced commits; then its own commit pays the fsync, which covers them.
+ * Runs `fn` (a claim that leases the rows it returns) without an fsync unless the
+ * database holds unsynced commits; then its own commit pays the fsync, which covers them.
  * For claims that hand data to the outside world: an event POSTed to a webhook
  * must not vanish in a power cut and have its id given to another event afterwards.
  */
 export function durableBeforeSharing<T>(db: Db, fn: () => T[]): T[] {
-  if (!unsynced.has(db)) return withoutFsync(db, fn);
+  const sync = syncState(db);
+  if (!sync.pending()) return withoutFsync(db, fn);
+  const mark = sync.mark();
   const out = fn();
   // A claim that leased nothing wrote nothing, and a commit without frames syncs nothing.
-  if (out.length > 0) markSynced(db);
+  if (out.length > 0) sync.synced(mark);
   return out;
 }

@@ -1,7 +1,7 @@
 // The storage module: the only place that knows SQL. Everything else talks to
 // these typed methods, so a PostgreSQL backend can replace this directory.
 import { Committer } from './committer.js';
-import { openDb, type Db } from './db.js';
+import { openDb, syncState, type Db } from './db.js';
 import { EventLog } from './events.js';
 import { QueueStore } from './queue.js';
 import { StatsStore } from './stats.js';
@@ -29,11 +29,19 @@ export interface Store {
     dropPrefix(apiKeyId: string, prefix: string): void;
   };
   healthy(): boolean;
+  /** How long a write waits for another connection's lock before SQLITE_BUSY (0: not at all). */
+  setBusyTimeout(ms: number): void;
+  /** Pass to openStore() for another connection in this process (another thread). */
+  syncShared: SharedArrayBuffer;
   close(): void;
 }
 
-export function openStore(dataDir: string): Store {
-  const db = openDb(dataDir);
+/**
+ * `sync` joins the account of unsynced commits of another connection to the same
+ * file (Store.syncShared of the store opened first), as the delivery thread does.
+ */
+export function openStore(dataDir: string, opts: { sync?: SharedArrayBuffer } = {}): Store {
+  const db = openDb(dataDir, { sync: opts.sync });
   const events = new EventLog(db);
   const tenants = new TenantStore(db);
   const queue = new QueueStore(db, events);
@@ -67,6 +75,8 @@ export function openStore(dataDir: string): Store {
         new Map((idemRange.all(k, prefix, rangeEnd(prefix), since) as { key: string; response: string }[]).map((r) => [r.key, r.response])),
       dropPrefix: (k, prefix) => void idemDropRange.run(k, prefix, rangeEnd(prefix)),
     },
+    syncShared: syncState(db).shared,
+    setBusyTimeout: (ms) => void db.pragma(`busy_timeout = ${Math.max(0, Math.floor(ms))}`),
     healthy: () => {
       try {
         return (ping.get() as { ok: number }).ok === 1;

@@ -95,6 +95,12 @@ export interface AttemptOutcome {
   at: number;
   /** Extra event data (e.g. the MX host). */
   data?: Record<string, unknown>;
+  /**
+   * Which attempt this is (the recipient's attempts + 1 when it was claimed). Given, an
+   * outcome already recorded is not recorded again: replaying the outcome journal after
+   * a crash may meet entries whose commit did land.
+   */
+  attempt?: number;
 }
 
 export interface MessageFilter {
@@ -277,9 +283,11 @@ export class QueueStore {
   }
 
   /** Records one attempt's outcome for a recipient (attempts + 1, event, rollup). */
-  applyOutcome(o: AttemptOutcome): void {
+  /** Returns whether it was recorded (false: no such recipient, or this attempt is recorded already). */
+  applyOutcome(o: AttemptOutcome): boolean {
     const r = this.recipient(o.recipientId);
-    if (!r) return;
+    if (!r) return false;
+    if (o.attempt !== undefined && r.attempts >= o.attempt) return false;
     const ref = this.ref(r.message_id)!;
     const final = o.status !== 'deferred';
     this.s.update.run(o.status, final ? null : (o.nextAttemptAt ?? o.at), o.reply, o.bounceClass ?? null, o.at, r.id);
@@ -287,6 +295,7 @@ export class QueueStore {
     if (o.bounceClass) data.bounce_class = o.bounceClass;
     this.events.record(ref, { type: o.status as EventType, at: o.at, recipientId: r.id, recipient: r.email, data });
     if (final) this.s.pruneBodies.run(r.message_id, r.message_id);
+    return true;
   }
 
   message(id: string): MessageRow | undefined {

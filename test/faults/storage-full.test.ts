@@ -98,8 +98,8 @@ test('storage full: new mail gets 451 4.3.0 / 503, queued mail survives and is d
   assert.deepEqual(viaHttp.json, { error: { code: 'storage_unavailable', message: 'Temporary storage failure, try again later' } });
   assert.equal(h.f.count(), storedBefore, 'nothing refused was stored');
 
-  // Retries go on while full, and their outcomes cannot be written: the worker holds on to
-  // them (the rows stay leased) and writes them once it can.
+  // Retries go on while full. (The limit is on the main connection only; the delivery
+  // thread's outcomes on a full disk are covered by test/delivery/outcome-recorder.test.ts.)
   await new Promise((r) => setTimeout(r, 1500));
   assert.ok(
     held.connections.some((c) => c.at > fullAt),

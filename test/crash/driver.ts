@@ -96,6 +96,8 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
   let abortLoad: () => void = () => undefined;
   /** Gateway processes killed so far: receptions are tagged with it. */
   let epoch = 0;
+  /** Epoch → when its gateway process was SIGKILLed. */
+  const killedAt: number[] = [];
 
   try {
     dns = await startTestDns();
@@ -186,6 +188,7 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
       if (!c || c.proc.exitCode !== null) return;
       killedByUs.add(c);
       c.proc.kill('SIGKILL');
+      killedAt[epoch] = Date.now();
       epoch++;
     };
 
@@ -294,24 +297,33 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
     for (const list of mx.epochs.values()) {
       for (let i = 1; i < list.length; i++) if (list[i] > list[0] && kills[list[i] - 1]) kills[list[i] - 1].redelivered++;
     }
+    // How long before the kill the MX had each message the gateway then sent again: what is
+    // younger than the reply's way back (a millisecond or so) no gateway could have recorded.
+    const redeliveryAgesMs: number[] = [];
+    for (const [seq, list] of mx.epochs) {
+      if (list.length < 2 || (load.ledger.ambiguous.get(seq) ?? 0) > 0) continue;
+      const first = mx.firstAt.get(seq);
+      const kill = killedAt[list[0]];
+      if (first !== undefined && kill !== undefined) redeliveryAgesMs.push(kill - first);
+    }
+    redeliveryAgesMs.sort((a, b) => a - b);
     const missingHooks = acked.filter((s) => !hooks!.deliveredBySeq.has(s)).sort((a, b) => a - b);
     let hookDups = 0;
     for (const n of hooks.byEvent.values()) hookDups += Math.max(0, n - 1);
-    // The at-least-once window, measured: MX reception → the gateway's "recipient
-    // delivered" log line, which follows the commit of the outcome. A kill inside it
-    // sends the message again.
+    // The at-least-once window, measured: MX reception → the outcome the gateway recorded
+    // (the row's updated_at, taken just before the outcome is journaled). A kill inside it
+    // sends the message again. Read from the database rather than the log, whose timestamps
+    // are taken when the main thread writes the line, later than the delivery thread's record.
     const recordedAt = new Map<number, number>();
-    for (const c of children) {
-      for (const line of c.log) {
-        if (!line.includes('"recipient delivered"')) continue;
-        try {
-          const j = JSON.parse(line) as { time?: number; rcpt?: string };
-          const m = /^c(\d+)@/.exec(j.rcpt ?? '');
-          if (m && typeof j.time === 'number' && !recordedAt.has(Number(m[1]))) recordedAt.set(Number(m[1]), j.time);
-        } catch {
-          // a line cut by SIGKILL
-        }
+    const readStore = openStore(config.dataDir);
+    try {
+      const rows = readStore.db.prepare("SELECT email, updated_at FROM recipients WHERE status = 'delivered'").all() as { email: string; updated_at: number }[];
+      for (const r of rows) {
+        const m = /^c(\d+)@/.exec(r.email);
+        if (m) recordedAt.set(Number(m[1]), r.updated_at);
       }
+    } finally {
+      readStore.close();
     }
     const lags: number[] = [];
     for (const [seq, at] of recordedAt) {
@@ -346,6 +358,7 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
       duplicatedAfterLostReply: afterLostReply,
       duplicatedAfterLostReplyHttp: afterLostReplyHttp,
       duplicatedByGateway: duplicated - afterLostReply,
+      redeliveryAgesMs,
       mxReceptions: mx.total(),
       duplicateEpochs: [...mx.epochs]
         .filter(([, e]) => e.length > 1)

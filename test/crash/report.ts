@@ -37,6 +37,8 @@ export interface CrashReport {
   /** Of those, resent through the HTTP API (with an Idempotency-Key: should be 0). */
   duplicatedAfterLostReplyHttp: number;
   duplicatedByGateway: number;
+  /** For each redelivery by the gateway: ms between the MX taking the message and the SIGKILL. */
+  redeliveryAgesMs: number[];
   mxReceptions: number;
   /** seq → epochs of its receptions, for each seq received more than once (first 20). */
   duplicateEpochs: { seq: number; epochs: number[]; resentAfterLostReply: number }[];
@@ -45,13 +47,19 @@ export interface CrashReport {
   kills: KillRecord[];
   unexpectedExits: string[];
   webhook: { expected: number; received: number; missing: number; missingSeqs: number[]; duplicated: number; total: number };
-  /** ms from the MX taking a message to the gateway logging it delivered (after the commit). */
+  /** ms from the MX taking a message to the outcome the gateway recorded (its updated_at). */
   recordLag: { n: number; p50: number; p90: number; p99: number; max: number };
   timings: { setupMs: number; loadMs: number; drainMs: number; webhookMs: number; wallMs: number };
   dataDir: string;
 }
 
 const pct = (n: number, of: number) => (of ? `${((100 * n) / of).toFixed(3)}%` : '-');
+
+function ages(ms: number[]): string {
+  if (!ms.length) return '-';
+  const band = (lo: number, hi: number) => ms.filter((a) => a > lo && a <= hi).length;
+  return `≤ 1 ms: ${band(-Infinity, 1)}, 1–5 ms: ${band(1, 5)}, 5–20 ms: ${band(5, 20)}, > 20 ms: ${band(20, Infinity)} (${ms.join(', ')})`;
+}
 
 export function formatReport(r: CrashReport): string {
   const lines = [
@@ -62,8 +70,9 @@ export function formatReport(r: CrashReport): string {
     `  delivered           ${r.delivered} of ${r.acknowledged} acknowledged (MX receptions ${r.mxReceptions})`,
     `  LOST                ${r.lost}${r.lost ? `  seqs: ${r.lostSeqs.join(', ')}` : ''}`,
     `  duplicated          ${r.duplicated} (${pct(r.duplicated, r.acknowledged)}): ${r.duplicatedByGateway} redelivered by the gateway after a kill past the remote 250, ${r.duplicatedAfterLostReply} resent by a client whose reply was lost (${r.duplicatedAfterLostReplyHttp} of them via HTTP with an Idempotency-Key)`,
+    `  redelivered, age    how long the MX had had each one when the gateway was killed: ${ages(r.redeliveryAgesMs)}`,
     `  kills               ${r.kills.length}: ${r.kills.map((k) => `${k.kind}${k.aimed ? '' : '(timeout)'} → ${k.redelivered} again`).join(', ')}`,
-    `  record lag          MX 250 → outcome committed: p50 ${r.recordLag.p50} ms, p90 ${r.recordLag.p90} ms, p99 ${r.recordLag.p99} ms, max ${r.recordLag.max} ms (${r.recordLag.n} deliveries sent once; the re-sent are the duplicates)`,
+    `  record lag          MX 250 → outcome recorded: p50 ${r.recordLag.p50} ms, p90 ${r.recordLag.p90} ms, p99 ${r.recordLag.p99} ms, max ${r.recordLag.max} ms (${r.recordLag.n} deliveries sent once; the re-sent are the duplicates)`,
     `  restart time        ${r.kills.length ? `${Math.min(...r.kills.map((k) => k.downMs))}-${Math.max(...r.kills.map((k) => k.downMs))} ms` : '-'}`,
     `  unexpected exits    ${r.unexpectedExits.length}`,
     `  webhook events      expected ${r.webhook.expected}, received ${r.webhook.received}, missing ${r.webhook.missing}, duplicated ${r.webhook.duplicated} (${pct(r.webhook.duplicated, r.webhook.total)} of ${r.webhook.total} POSTs)`,

@@ -8,6 +8,14 @@ import { isBusyError } from '../store/db.js';
 import type { Store } from '../store/index.js';
 import type { JournalEntry, OutcomeJournal } from '../store/outcome-journal.js';
 
+/** Not the database's state (full, locked, failing I/O) but the values: retrying cannot help. */
+function refusedForWhatItIs(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) return code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH';
+  // better-sqlite3 throws TypeError/RangeError for values it cannot bind.
+  return e instanceof TypeError || e instanceof RangeError;
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class OutcomeRecorder {
@@ -25,12 +33,11 @@ export class OutcomeRecorder {
   ) {}
 
   /** Applies what a previous process journaled and did not get into the database. */
-  replay(): { applied: number; skipped: number; torn: number } {
+  replay(): { applied: number; skipped: number; refused: number; torn: number } {
     const { entries, torn } = this.journal.read();
-    let applied = 0;
-    if (entries.length) this.store.committer.runNow(() => (applied = this.apply(entries)));
+    const { applied, refused } = entries.length ? this.applyBatch(entries) : { applied: 0, refused: 0 };
     this.journal.clear();
-    return { applied, skipped: entries.length - applied, torn };
+    return { applied, skipped: entries.length - applied - refused, refused, torn };
   }
 
   /** Resolves once the outcomes are recorded: journaled, or (if the journal fails) in the database. */
@@ -51,7 +58,7 @@ export class OutcomeRecorder {
     for (let wait = 200; ; wait = Math.min(wait * 2, 2000)) {
       if (this.closed) throw new Error('the delivery worker stopped before the outcome was recorded; the attempt is repeated at next start');
       try {
-        this.store.committer.runNow(() => this.apply(entries));
+        this.applyBatch(entries);
         return;
       } catch (err) {
         if (isBusyError(err)) {
@@ -70,7 +77,7 @@ export class OutcomeRecorder {
     if (!this.pending.length) return true;
     const batch = this.pending;
     try {
-      this.store.committer.runNow(() => this.apply(batch));
+      this.applyBatch(batch);
     } catch (err) {
       if (isBusyError(err)) {
         this.retry = setTimeout(() => this.flush(), 2);
@@ -100,6 +107,33 @@ export class OutcomeRecorder {
     if (this.soon) clearImmediate(this.soon);
     if (this.retry) clearTimeout(this.retry);
     this.soon = this.retry = null;
+  }
+
+  /**
+   * One transaction for the batch. An entry the database refuses for what it is (a type or
+   * constraint error: only a damaged journal line can hold one) must not hold up the rest
+   * for ever, nor stop start-up: then each goes alone, and the refused are logged and
+   * dropped — their recipients are attempted again once the lease runs out, a duplicate at
+   * worst. Any other error (disk full, I/O, busy) is thrown for the caller to retry.
+   */
+  private applyBatch(entries: JournalEntry[]): { applied: number; refused: number } {
+    try {
+      return { applied: this.store.committer.runNow(() => this.apply(entries)), refused: 0 };
+    } catch (err) {
+      if (!refusedForWhatItIs(err)) throw err;
+    }
+    let applied = 0;
+    let refused = 0;
+    for (const e of entries) {
+      try {
+        applied += this.store.committer.runNow(() => this.apply([e]));
+      } catch (err) {
+        if (!refusedForWhatItIs(err)) throw err;
+        refused++;
+        this.log.error({ err, recipient_id: e.outcome.recipientId, attempt: e.outcome.attempt }, 'delivery outcome refused by the database; dropped');
+      }
+    }
+    return { applied, refused };
   }
 
   private apply(entries: JournalEntry[]): number {

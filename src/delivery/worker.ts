@@ -276,7 +276,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
   return {
     start() {
       const replayed = recorder.replay();
-      if (replayed.applied || replayed.skipped || replayed.torn) log.warn(replayed, 'applied delivery outcomes journaled by a previous process');
+      if (replayed.applied || replayed.skipped || replayed.refused || replayed.torn) log.warn(replayed, 'applied delivery outcomes journaled by a previous process');
       const released = store.queue.releaseAllLeases();
       store.setBusyTimeout(0);
       if (released) log.warn({ released }, 'released deliveries claimed by a previous process');

@@ -5,32 +5,37 @@
 // itself cannot be written, record() waits until the database has the outcome.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { OutcomeRecorder } from '../../src/delivery/outcome-recorder.js';
-import { silentLogger } from '../../src/logger.js';
+import { createLogger, silentLogger } from '../../src/logger.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { OutcomeJournal, type JournalEntry } from '../../src/store/outcome-journal.js';
+import { JOURNAL_FILE, OutcomeJournal, type JournalEntry } from '../../src/store/outcome-journal.js';
+import type { NewMessage } from '../../src/store/queue.js';
 import { tempDir, until } from '../helpers/gateway.js';
+
+const baseMessage = (id: string): NewMessage => ({
+  id,
+  domain: 'example.test',
+  mailFrom: 'app@example.test',
+  fromHeader: null,
+  subject: 's',
+  messageIdHeader: null,
+  tags: [],
+  metadata: null,
+  source: 'smtp',
+  credentialId: null,
+  size: 10,
+  createdAt: Date.now(),
+  sendAt: null,
+  bodies: [Buffer.from('Subject: s\r\n\r\nhi\r\n')],
+  recipients: [{ email: 'to@dest.test', rcptDomain: 'dest.test', bodyIndex: 0, status: 'queued', tokens: [] }],
+});
 
 function storeWithRecipient(): { dir: string; store: Store; rcptId: number } {
   const dir = tempDir('relaygate-recorder-');
   const store = openStore(dir);
-  store.queue.enqueue({
-    id: 'msg-1',
-    domain: 'example.test',
-    mailFrom: 'app@example.test',
-    fromHeader: null,
-    subject: 's',
-    messageIdHeader: null,
-    tags: [],
-    metadata: null,
-    source: 'smtp',
-    credentialId: null,
-    size: 10,
-    createdAt: Date.now(),
-    sendAt: null,
-    bodies: [Buffer.from('Subject: s\r\n\r\nhi\r\n')],
-    recipients: [{ email: 'to@dest.test', rcptDomain: 'dest.test', bodyIndex: 0, status: 'queued', tokens: [] }],
-  });
+  store.queue.enqueue(baseMessage('msg-1'));
   const rcptId = store.queue.recipientsOf('msg-1')[0].id;
   return { dir, store, rcptId };
 }
@@ -130,6 +135,29 @@ test('an outcome for an attempt already recorded is not recorded again', () => {
     assert.deepEqual([r.status, r.attempts, r.last_reply], ['delivered', 1, '250 2.0.0 queued as X']);
     assert.equal(store.events.forMessage('msg-1').filter((e: any) => e.type !== 'queued').length, 1);
   } finally {
+    store.close();
+  }
+});
+
+test('a journal line the database refuses (a damaged value) is dropped and logged; the others are applied and start-up goes on', () => {
+  const { dir, store, rcptId } = storeWithRecipient();
+  store.queue.enqueue({ ...baseMessage('msg-2'), recipients: [{ email: 'two@dest.test', rcptDomain: 'dest.test', bodyIndex: 0, status: 'queued', tokens: [] }] });
+  const second = store.queue.recipientsOf('msg-2')[0].id;
+  // STRICT tables refuse a string where the time belongs.
+  const damaged = { outcome: { ...delivered(rcptId).outcome, at: 'yesterday' } } as unknown as JournalEntry;
+  fs.writeFileSync(path.join(dir, JOURNAL_FILE), `${JSON.stringify(damaged)}\n${JSON.stringify(delivered(second))}\n`);
+  const logged: Record<string, any>[] = [];
+  const journal = new OutcomeJournal(dir);
+  const rec = new OutcomeRecorder(store, journal, createLogger('info', { write: (s: string) => void logged.push(JSON.parse(s)) }));
+  try {
+    assert.deepEqual(rec.replay(), { applied: 1, skipped: 0, refused: 1, torn: 0 });
+    assert.equal(status(store), 'queued', 'the damaged outcome changed nothing');
+    assert.equal(store.queue.recipientsOf('msg-2')[0].status, 'delivered');
+    const line = logged.find((l) => l.msg === 'delivery outcome refused by the database; dropped');
+    assert.equal(line?.recipient_id, rcptId);
+    assert.equal(journal.read().entries.length, 0);
+  } finally {
+    rec.close();
     store.close();
   }
 });

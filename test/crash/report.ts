@@ -58,7 +58,7 @@ const pct = (n: number, of: number) => (of ? `${((100 * n) / of).toFixed(3)}%` :
 function ages(ms: number[]): string {
   if (!ms.length) return '-';
   const band = (lo: number, hi: number) => ms.filter((a) => a > lo && a <= hi).length;
-  return `≤ 1 ms: ${band(-Infinity, 1)}, 1–5 ms: ${band(1, 5)}, 5–20 ms: ${band(5, 20)}, > 20 ms: ${band(20, Infinity)} (${ms.join(', ')})`;
+  return `≤ 1 ms (negative: taken after the kill): ${band(-Infinity, 1)}, 1–5 ms: ${band(1, 5)}, 5–20 ms: ${band(5, 20)}, > 20 ms: ${band(20, Infinity)} (${ms.join(', ')})`;
 }
 
 export function formatReport(r: CrashReport): string {

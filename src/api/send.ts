@@ -122,6 +122,7 @@ async function submitOne(
       source: 'http',
       controls: content.controls,
       inCommit,
+      trace: { protocol: 'HTTP' },
     });
     deps.metrics.accepted.inc({ source: 'http' });
     return res;

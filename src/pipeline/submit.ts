@@ -14,6 +14,7 @@ import { newId } from '../util/ids.js';
 import { isControlHeader, parseTrack, readControls, type Controls, type TrackFlag } from './control-headers.js';
 import { getHeader, headerEnd, joinMessage, splitMessage, type HeaderField } from './headers.js';
 import { normalizeLineEndings } from './normalize.js';
+import { receivedHeader, rfc5322Date, type Trace } from './trace.js';
 import { prepareTracking } from './tracking-plan.js';
 
 export interface SigningKeyInput {
@@ -53,6 +54,8 @@ export interface Submission {
   controls?: Partial<Controls>;
   /** Runs inside the transaction that stores the message (the Idempotency-Key record of an API send). */
   inCommit?: (accepted: Accepted) => void;
+  /** For the Received field; without it the message gets none (only tests submit that way). */
+  trace?: Trace;
 }
 
 export interface Accepted {
@@ -136,12 +139,16 @@ export async function submit(deps: PipelineDeps, sub: Submission): Promise<Accep
   const blankOrigin = (f: HeaderField) => (f.key === 'message-id' || f.key === 'date') && f.value.trim() === '';
   const kept = fields.filter((f) => !isControlHeader(f) && !blankOrigin(f));
   const prepend: string[] = [];
+  if (sub.trace) {
+    const rcpts = sub.recipients.map((r) => parseAddress(r)?.address ?? r);
+    prepend.push(receivedHeader(sub.trace, { hostname: config.hostname, id, at: now, recipients: rcpts }));
+  }
   let messageIdHeader = getHeader(kept, 'message-id')?.trim() || null;
   if (!messageIdHeader) {
     messageIdHeader = `<${id}@${config.hostname}>`;
     prepend.push(`Message-ID: ${messageIdHeader}`);
   }
-  if (!getHeader(kept, 'date')) prepend.push(`Date: ${new Date(now).toUTCString().replace('GMT', '+0000')}`);
+  if (!getHeader(kept, 'date')) prepend.push(`Date: ${rfc5322Date(now)}`);
   const base = joinMessage(kept, body, prepend);
 
   const flags = trackFlags(config, domain, controls);

@@ -263,6 +263,7 @@ export async function startSmtpListener(deps: PipelineDeps, opts: ListenerOption
           recipients: session.envelope.rcptTo.map((r) => r.address),
           sender: { credentialId: cred.id, domain: cred.domain },
           source: 'smtp',
+          trace: { helo: session.hostNameAppearsAs, clientAddress: session.remoteAddress, protocol: session.transmissionType || 'ESMTP' },
         });
       };
       const reply = (e: any): SmtpError => {

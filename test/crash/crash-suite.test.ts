@@ -21,5 +21,8 @@ test(`SIGKILL ×3 under load: no acknowledged message or webhook event lost (see
   // that instant (at-least-once, by design: never lost); with 1,000 messages and three kills that
   // is up to ~1.5% here. The full run (`npm run test:crash`) reports the ratio over 10,000.
   assert.ok(r.duplicated <= r.acknowledged * 0.03, `${r.duplicated} duplicates of ${r.acknowledged} (> 3%)`);
+  // A client that resends through the API with its Idempotency-Key gets the stored message
+  // back, never a second one (copies are told apart by the queue id in our Received field).
+  assert.equal(r.duplicatedAfterLostReplyHttp, 0, 'an API resend with an Idempotency-Key made a second message');
   assert.equal(r.webhook.missing, 0, `delivered events never POSTed for seqs ${r.webhook.missingSeqs.join(', ')}`);
 });

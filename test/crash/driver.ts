@@ -288,7 +288,8 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
     for (const [seq, n] of mx.counts) {
       if (n <= 1) continue;
       duplicated += n - 1;
-      const resent = Math.min(n - 1, load.ledger.ambiguous.get(seq) ?? 0);
+      // Copies under another queue id were submitted again by the client.
+      const resent = new Set(mx.queueIds.get(seq) ?? []).size - 1;
       afterLostReply += resent;
       if (load.ledger.acked.get(seq) === 'http') afterLostReplyHttp += resent;
     }
@@ -301,7 +302,8 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
     // younger than the reply's way back (a millisecond or so) no gateway could have recorded.
     const redeliveryAgesMs: number[] = [];
     for (const [seq, list] of mx.epochs) {
-      if (list.length < 2 || (load.ledger.ambiguous.get(seq) ?? 0) > 0) continue;
+      const ids = mx.queueIds.get(seq) ?? [];
+      if (list.length < 2 || new Set(ids).size === ids.length) continue;
       const first = mx.firstAt.get(seq);
       const kill = killedAt[list[0]];
       if (first !== undefined && kill !== undefined) redeliveryAgesMs.push(kill - first);
@@ -363,7 +365,7 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
       duplicateEpochs: [...mx.epochs]
         .filter(([, e]) => e.length > 1)
         .slice(0, 20)
-        .map(([seq, epochs]) => ({ seq, epochs, resentAfterLostReply: load.ledger.ambiguous.get(seq) ?? 0 })),
+        .map(([seq, epochs]) => ({ seq, epochs, resentAfterLostReply: new Set(mx!.queueIds.get(seq) ?? []).size - 1 })),
       mxUnreadable: mx.unreadable,
       unackedArrived: [...mx.counts.keys()].filter((s) => !load.ledger.acked.has(s)).length,
       kills,

@@ -9,6 +9,9 @@ import type net from 'node:net';
 import { SMTPServer } from 'smtp-server';
 
 const SEQ_HEADER = /^X-Crash-Seq:[ \t]*(\d+)/im;
+// Our Received field names the queue id: the same id twice is the gateway sending one stored
+// message again; two ids for one seq are two submissions (a client resending).
+const QUEUE_ID = /^Received:[^]*?\(relaygate\) with \S+ id (\S+?)[;\s]/im;
 
 export interface CountingMx {
   /** Receptions per seq (a seq seen twice was delivered twice). */
@@ -19,6 +22,8 @@ export interface CountingMx {
   unreadable: number;
   /** seq → Date.now() of its first reception. */
   firstAt: Map<number, number>;
+  /** seq → the gateway queue id of each reception (from its Received field). */
+  queueIds: Map<number, string[]>;
   total(): number;
   /** Calls `fn` right after the next 250 to DATA has been written (once). */
   armAfter250(fn: () => void): void;
@@ -36,6 +41,7 @@ export async function startCountingMx(ip: string, port: number, epoch: () => num
     epochs,
     unreadable: 0,
     firstAt: new Map(),
+    queueIds: new Map(),
     total: () => total,
     armAfter250: (fn) => void (armed = fn),
     disarm: () => void (armed = null),
@@ -68,6 +74,10 @@ export async function startCountingMx(ip: string, port: number, epoch: () => num
         if (m) {
           const seq = Number(m[1]);
           counts.set(seq, (counts.get(seq) ?? 0) + 1);
+          const qid = QUEUE_ID.exec(head)?.[1] ?? '?';
+          const ids = mx.queueIds.get(seq);
+          if (ids) ids.push(qid);
+          else mx.queueIds.set(seq, [qid]);
           const at = connEpoch.get(session.id) ?? epoch();
           const e = epochs.get(seq);
           if (e) e.push(at);

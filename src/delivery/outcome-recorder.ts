@@ -42,7 +42,11 @@ export class OutcomeRecorder {
 
   /** Resolves once the outcomes are recorded: journaled, or (if the journal fails) in the database. */
   async record(entries: JournalEntry[]): Promise<void> {
-    if (this.closed) throw new Error('the delivery worker has stopped; the attempt is repeated at next start');
+    if (this.closed) {
+      // A reply that came after stop(): the journal alone records it, for the next start.
+      this.journal.append(entries);
+      return;
+    }
     try {
       this.journal.append(entries);
       this.pending.push(...entries);
@@ -94,13 +98,17 @@ export class OutcomeRecorder {
     return true;
   }
 
-  /** At stop: a last, waiting attempt; what still fails stays journaled for the next start. */
-  close(): void {
+  /**
+   * At stop: a last, waiting attempt; what still fails stays journaled for the next start.
+   * With `keepJournal` (deliveries still in flight) replies that arrive later are journaled
+   * only; the thread's exit or the process's closes the file.
+   */
+  close(keepJournal = false): void {
     this.closed = true;
     this.store.setBusyTimeout(5000);
     if (!this.flush()) this.log.warn({ rcpts: this.pending.length }, 'delivery outcomes left in the journal; recorded at next start');
     this.cancelRetry();
-    this.journal.close();
+    if (!keepJournal) this.journal.close();
   }
 
   private cancelRetry(): void {

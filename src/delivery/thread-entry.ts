@@ -51,13 +51,16 @@ const metrics: DeliveryMetrics = {
   outcome: (result, bounceClass, latencySeconds) => post({ t: 'outcome', result, bounceClass, latencySeconds }),
 };
 
+let store: ReturnType<typeof openStore> | undefined;
+let journal: OutcomeJournal | undefined;
 try {
-  const store = openStore(data.config.dataDir, { sync: data.sync });
-  const journal = new OutcomeJournal(data.config.dataDir);
+  store = openStore(data.config.dataDir, { sync: data.sync });
+  journal = new OutcomeJournal(data.config.dataDir);
+  const opened = store;
   let lastActive = -1;
   const worker = createDeliveryWorker({
     config: data.config,
-    store,
+    store: opened,
     journal,
     logger,
     metrics,
@@ -65,6 +68,7 @@ try {
       if (n !== lastActive) post({ t: 'active', n: (lastActive = n) });
     },
   });
+  worker.start();
   port.on('message', (m: ToThread) => {
     if (m.t === 'wake') worker.wake();
     else if (m.t === 'stop') {
@@ -72,14 +76,17 @@ try {
         .stop(m.graceMs)
         .catch((err: unknown) => logger.error({ err }, 'stopping the delivery worker failed'))
         .finally(() => {
-          store.close();
+          opened.close();
           post({ t: 'stopped' });
           port.close();
         });
     }
   });
-  worker.start();
   post({ t: 'ready' });
 } catch (e) {
+  // Nothing may keep a thread that failed to start alive: the gateway starts another.
+  journal?.close();
+  store?.close();
   post({ t: 'failed', error: plainError(e) });
+  port.close();
 }

@@ -56,36 +56,46 @@ export function createDeliveryThread(deps: { config: Config; store: Store; logge
     const w = startWorkerThread(import.meta.url, 'thread-entry', { workerData: data() });
     worker = w;
     w.unref();
+    let readyAt = 0;
     return new Promise<void>((resolve, reject) => {
-      let ready = false;
-      const timer = setTimeout(() => {
-        reject(new Error(`the delivery thread did not start within ${START_TIMEOUT_MS / 1000} s`));
-        void w.terminate();
-      }, START_TIMEOUT_MS);
+      // Settled once: a 'ready' that comes after the start-up timeout is ignored (that thread
+      // is being terminated), so no second thread is ever started beside a live one.
+      let settled = false;
+      const settle = (err?: unknown) => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          reject(err);
+          void w.terminate();
+        } else resolve();
+        return true;
+      };
+      const timer = setTimeout(() => settle(new Error(`the delivery thread did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
       w.on('message', (m: FromThread) => {
-        if (m.t === 'ready') {
-          ready = true;
-          restartDelay = 500;
-          clearTimeout(timer);
-          resolve();
-        } else if (m.t === 'failed') {
-          clearTimeout(timer);
-          reject(revivedError(m.error));
-        } else onRecord(m);
+        try {
+          if (m.t === 'ready') {
+            if (settle()) readyAt = Date.now();
+          } else if (m.t === 'failed') settle(revivedError(m.error));
+          else onRecord(m);
+        } catch (err) {
+          // A record we cannot write must not take the gateway down with it.
+          log.error({ err }, 'handling a message from the delivery thread failed');
+        }
       });
       w.on('error', (err) => {
-        if (!ready) {
-          clearTimeout(timer);
-          reject(err);
-        } else log.error({ err }, 'delivery thread failed');
+        if (!settle(err)) log.error({ err }, 'delivery thread failed');
       });
       w.on('exit', (code) => {
-        clearTimeout(timer);
-        if (worker === w) worker = null;
+        settle(new Error(`the delivery thread exited during start-up (code ${code})`));
+        const current = worker === w;
+        if (current) worker = null;
         active = 0;
-        if (!ready) return reject(new Error(`the delivery thread exited during start-up (code ${code})`));
-        if (stopping) return;
-        // Its leased rows wait for the next thread, which releases them when it starts.
+        if (!readyAt || stopping || !current) return;
+        // Node closes the files a dead thread opened (its journal, its database); the journal's
+        // lines stay for the next thread to replay.
+        // A thread that ran a while gets restarted at once; one that keeps dying, ever later.
+        if (Date.now() - readyAt > 60_000) restartDelay = 500;
         log.error({ code, restartInMs: restartDelay }, 'delivery thread exited; restarting it');
         scheduleRestart();
       });
@@ -96,9 +106,10 @@ export function createDeliveryThread(deps: { config: Config; store: Store; logge
     restartTimer = setTimeout(() => {
       restartTimer = null;
       if (stopping) return;
+      // Doubled for the next time, until a thread has run a minute.
+      restartDelay = Math.min(restartDelay * 2, RESTART_MAX_DELAY_MS);
       spawn().catch((err: unknown) => {
-        log.error({ err }, 'restarting the delivery thread failed');
-        restartDelay = Math.min(restartDelay * 2, RESTART_MAX_DELAY_MS);
+        log.error({ err, retryInMs: restartDelay }, 'restarting the delivery thread failed');
         scheduleRestart();
       });
     }, restartDelay);

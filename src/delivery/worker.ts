@@ -89,8 +89,10 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
     ticking = true;
     let started = 0;
     let locked = false;
+    let next: number | null = null;
     try {
       started = claimAndStart();
+      next = store.queue.nextDueAt();
     } catch (e) {
       // Another connection holds the write lock (a group commit's fsync): look again shortly.
       if (isBusyError(e)) locked = true;
@@ -108,7 +110,6 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       // Rows already due that could not start (every slot, or their domain's, is taken) wait
       // for a delivery to finish — its finally() wakes us — or the poll. Re-ticking at 0 ms
       // for them spun the event loop: 40 claims per message under load, the SMTP edge starved.
-      const next = store.queue.nextDueAt();
       const t = now();
       const wait = next === null || (next <= t && started === 0) ? config.delivery.pollInterval : Math.max(0, next - t);
       schedule(Math.min(wait, config.delivery.pollInterval));
@@ -293,7 +294,7 @@ export function createDeliveryWorker(deps: WorkerDeps): DeliveryWorker {
       const all = Promise.allSettled([...inflight]);
       const res = await Promise.race([all.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), graceMs).unref())]);
       if (!res) log.warn({ inflight: inflight.size }, 'stopping with deliveries in flight; they are retried at next start');
-      recorder.close();
+      recorder.close(inflight.size > 0);
       await client.close();
     },
     active: () => inflight.size,

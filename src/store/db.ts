@@ -131,10 +131,30 @@ export function syncState(db: Db): SyncState {
  */
 export function durableBeforeSharing<T>(db: Db, fn: () => T[]): T[] {
   const sync = syncState(db);
-  if (!sync.pending()) return withoutFsync(db, fn);
   const mark = sync.mark();
+  if (!sync.pending()) {
+    const out = withoutFsync(db, fn);
+    // Another connection (the delivery thread) may have committed without an fsync between
+    // the check and the claim, and the claim may have read its rows: sync the WAL now.
+    if (out.length > 0 && sync.mark() !== mark) {
+      const covered = sync.mark();
+      fsyncWal(db);
+      sync.synced(covered);
+    }
+    return out;
+  }
   const out = fn();
   // A claim that leased nothing wrote nothing, and a commit without frames syncs nothing.
   if (out.length > 0) sync.synced(mark);
   return out;
+}
+
+/** Makes every frame written to the database's WAL so far durable, whichever connection wrote it. */
+function fsyncWal(db: Db): void {
+  const fd = fs.openSync(`${db.name}-wal`, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

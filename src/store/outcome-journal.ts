@@ -24,6 +24,7 @@ export class OutcomeJournal {
   private fd: number;
   /** Bytes in the file: non-zero means entries the database may not have yet. */
   private size: number;
+  private cutShort = false;
 
   constructor(dataDir: string) {
     const file = path.join(dataDir, JOURNAL_FILE);
@@ -32,17 +33,27 @@ export class OutcomeJournal {
   }
 
   append(entries: JournalEntry[]): void {
-    const buf = Buffer.from(entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    // A line cut short by a failed append must not swallow the next one: start on a new line.
+    const lead = this.cutShort ? '\n' : '';
+    const buf = Buffer.from(lead + entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
     // One write(2) per batch; O_APPEND keeps it whole at the end of the file.
     let off = 0;
     try {
       while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
     } catch (e) {
-      // A part written (disk full) would run into the next line; cut it off.
-      if (off > 0) fs.ftruncateSync(this.fd, this.size);
+      if (off > 0) {
+        // Part of it was written (disk full): cut it off, or failing that, remember it is there.
+        try {
+          fs.ftruncateSync(this.fd, this.size);
+        } catch {
+          this.size += off;
+          this.cutShort = true;
+        }
+      }
       throw e;
     }
     this.size += buf.length;
+    this.cutShort = false;
   }
 
   /** What the file holds; `torn` counts lines cut short (a kill during a write) and skipped. */
@@ -77,6 +88,7 @@ export class OutcomeJournal {
     if (this.size === 0) return;
     fs.ftruncateSync(this.fd, 0);
     this.size = 0;
+    this.cutShort = false;
   }
 
   close(): void {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createLogger } from '../../src/logger.js';
 import { JOURNAL_FILE, OutcomeJournal, type JournalEntry } from '../../src/store/outcome-journal.js';
 import { startTestDns } from '../helpers/dns-server.js';
-import { startTestGateway, submitMail, tempDir, until } from '../helpers/gateway.js';
+import { startMxSink, startTestGateway, submitMail, tempDir, until } from '../helpers/gateway.js';
 import { DOMAIN, startRelay } from '../helpers/relay.js';
 import { startFaultMx } from '../faults/fault-mx.js';
 
@@ -106,4 +106,44 @@ test('start-up records a killed process\'s journaled outcome once, and does not 
   assert.equal(fs.statSync(path.join(dataDir, JOURNAL_FILE)).size, 0, 'the journal is emptied');
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(down.connections.length, connections, 'not delivered again');
+});
+
+test('a reply that arrives after stop()\'s grace period is journaled, and the next start records it without sending again', async (t) => {
+  const dns = await startTestDns();
+  t.after(() => dns.close());
+  const relay = await startRelay({}, { dns });
+  let stopped = false;
+  t.after(async () => {
+    if (!stopped) await relay.stop();
+  });
+  // The MX takes the message but answers the final dot only after 1.5 s.
+  let taken = 0;
+  const slow = await startMxSink('127.0.5.11', relay.t.mxPort, {
+    onData(stream, _session, cb) {
+      stream.on('data', () => undefined);
+      stream.on('end', () => {
+        taken++;
+        setTimeout(() => cb(), 1500);
+      });
+    },
+  });
+  t.after(() => slow.close());
+  dns.set('late.test', [{ type: 'MX', exchange: 'mx.late.test', priority: 10 }]);
+  dns.set('mx.late.test', [{ type: 'A', address: '127.0.5.11' }]);
+
+  const { id } = await submitMail({ port: relay.t.smtpPort, auth: relay.auth, from: `app@${DOMAIN}`, to: 'late@late.test', subject: 'late', text: 'hi\n' });
+  await until(() => taken === 1, 'the MX has the message');
+  await relay.t.gw.worker.stop(100); // the grace ends ~1.4 s before the 250; the thread gets 3 s more to exit
+  const dataDir = relay.t.dataDir;
+  await relay.stop();
+  stopped = true;
+  assert.match(fs.readFileSync(path.join(dataDir, JOURNAL_FILE), 'utf8'), /"status":"delivered"/, 'the late 250 is in the journal');
+
+  const again = await startTestGateway({}, { dns, dataDir, mxPort: relay.t.mxPort });
+  t.after(() => again.stop());
+  const [row] = again.gw.store.queue.recipientsOf(id);
+  assert.equal(row.status, 'delivered', 'recorded from the journal at start-up');
+  assert.match(row.last_reply ?? '', /^250 /);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(taken, 1, 'not sent again');
 });

@@ -6,6 +6,8 @@
 // transaction, where PRAGMA synchronous shows which kind of commit it will be.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { durableBeforeSharing } from '../../src/store/db.js';
 import { openStore } from '../../src/store/index.js';
 import { tempDir } from '../helpers/gateway.js';
 
@@ -35,6 +37,37 @@ test('the webhook claim fsyncs exactly while unsynced commits exist', () => {
     assert.equal(level(), NORMAL, 'a group commit that wrote (fsynced) covered the earlier commits');
     assert.equal(store.db.pragma('synchronous', { simple: true }), FULL, 'the connection is back at FULL afterwards');
   } finally {
+    store.close();
+  }
+});
+
+test('a commit without fsync by another connection between the check and the claim: the claim syncs the WAL before handing rows out', () => {
+  const dir = tempDir('relaygate-unsynced-');
+  const store = openStore(dir);
+  const other = openStore(dir, { sync: store.syncShared });
+  const fsyncs: number[] = [];
+  const realFsync = fs.fsyncSync;
+  fs.fsyncSync = (fd: number) => {
+    fsyncs.push(fd);
+    realFsync(fd);
+  };
+  try {
+    const claim = (during?: () => void) =>
+      durableBeforeSharing(store.db, () => {
+        during?.();
+        return ['event'];
+      });
+    claim();
+    assert.equal(fsyncs.length, 0, 'nothing unsynced: no fsync');
+    // The other connection commits without an fsync after the check (here: inside the claim,
+    // standing in for the moment before its BEGIN).
+    claim(() => other.committer.runNow(() => other.idempotency.put('k', 'race', 202, '{}', Date.now())));
+    assert.equal(fsyncs.length, 1, 'the WAL was synced before the rows were returned');
+    claim();
+    assert.equal(fsyncs.length, 1, 'and that covered it: the next claim needs none');
+  } finally {
+    fs.fsyncSync = realFsync;
+    other.close();
     store.close();
   }
 });

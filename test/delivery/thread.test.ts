@@ -9,7 +9,7 @@ import { plainArgs, revivedArgs } from '../../src/delivery/thread-protocol.js';
 import { openStore } from '../../src/store/index.js';
 import { startFaultMx } from '../faults/fault-mx.js';
 import { startMxSink, submitMail, tempDir, until, type MxSink } from '../helpers/gateway.js';
-import { DOMAIN, startRelay, type RelayFixture } from '../helpers/relay.js';
+import { DOMAIN, mxFor, startRelay, type RelayFixture } from '../helpers/relay.js';
 
 let f: RelayFixture;
 let mx: MxSink;
@@ -18,8 +18,7 @@ const lines: Record<string, any>[] = [];
 before(async () => {
   const logger = createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s)) });
   f = await startRelay({ log: { level: 'info' } }, { logger });
-  f.t.dns.set('thread.test', [{ type: 'MX', exchange: 'mx.thread.test', priority: 10 }]);
-  f.t.dns.set('mx.thread.test', [{ type: 'A', address: '127.0.5.1' }]);
+  mxFor(f, 'thread.test', [[10, 'mx.thread.test', '127.0.5.1']]);
   mx = await startMxSink('127.0.5.1', f.t.mxPort);
 });
 after(async () => {
@@ -66,8 +65,7 @@ test('a delivery thread that dies is restarted, and the delivery it held is made
   // The MX of stall.test takes the whole message and never answers the final dot: the
   // thread dies holding it leased, and the next thread must release and retry it.
   const stallMx = await startFaultMx('127.0.5.2', f.t.mxPort, [{ stall: 'dot' }]);
-  f.t.dns.set('stall.test', [{ type: 'MX', exchange: 'mx.stall.test', priority: 10 }]);
-  f.t.dns.set('mx.stall.test', [{ type: 'A', address: '127.0.5.2' }]);
+  mxFor(f, 'stall.test', [[10, 'mx.stall.test', '127.0.5.2']]);
   try {
     const first = f.t.gw.worker.thread();
     assert.ok(first, 'a thread runs');

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startMxSink, submitMail, until, type MxSink } from '../helpers/gateway.js';
-import { DOMAIN, startRelay, type RelayFixture } from '../helpers/relay.js';
+import { DOMAIN, mxFor, startRelay, type RelayFixture } from '../helpers/relay.js';
 
 /** The schedule every fault file runs with (ms), as config input below. */
 export const SCHEDULE = [300, 600, 1000];
@@ -60,10 +60,7 @@ export async function startFaultRelay(bystanderIp: string, extra: DeepPartial<Co
   };
 }
 
-export function mxFor(f: RelayFixture, domain: string, hosts: [number, string, string][]): void {
-  f.t.dns.set(domain, hosts.map(([priority, host]) => ({ type: 'MX' as const, exchange: host, priority })));
-  for (const [, host, ip] of hosts) f.t.dns.set(host, [{ type: 'A', address: ip }]);
-}
+export { mxFor };
 
 export async function send(
   f: RelayFixture,

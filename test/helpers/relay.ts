@@ -73,6 +73,12 @@ export async function startRelay(extra: DeepPartial<ConfigInput> = {}, opts: Par
   };
 }
 
+/** Publishes MX records for `domain` ([priority, host, ip] each) and the hosts' A records. */
+export function mxFor(f: RelayFixture, domain: string, hosts: [number, string, string][]): void {
+  f.t.dns.set(domain, hosts.map(([priority, host]) => ({ type: 'MX' as const, exchange: host, priority })));
+  for (const [, host, ip] of hosts) f.t.dns.set(host, [{ type: 'A', address: ip }]);
+}
+
 /** Files left in the spool directory (DATA is spooled there while it arrives). */
 export function spoolFiles(config: Config): string[] {
   const dir = path.join(config.dataDir, 'spool');

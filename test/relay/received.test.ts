@@ -6,15 +6,14 @@ import assert from 'node:assert/strict';
 import { createApiKey } from '../../src/auth/api-keys.js';
 import { apiClient } from '../api/client.js';
 import { startMxSink, until, type MxSink } from '../helpers/gateway.js';
-import { DOMAIN, startRelay, type RelayFixture } from '../helpers/relay.js';
+import { DOMAIN, mxFor, startRelay, type RelayFixture } from '../helpers/relay.js';
 
 let f: RelayFixture;
 let mx: MxSink;
 
 before(async () => {
   f = await startRelay();
-  f.t.dns.set('trace.test', [{ type: 'MX', exchange: 'mx.trace.test', priority: 10 }]);
-  f.t.dns.set('mx.trace.test', [{ type: 'A', address: '127.0.5.20' }]);
+  mxFor(f, 'trace.test', [[10, 'mx.trace.test', '127.0.5.20']]);
   mx = await startMxSink('127.0.5.20', f.t.mxPort);
 });
 after(async () => {

@@ -2,8 +2,7 @@
 // wakes it when mail is queued, writes its log records and metrics, restarts it
 // if it dies, and stops it within a grace period.
 import type { Worker } from 'node:worker_threads';
-import type pino from 'pino';
-import type { Logger } from 'pino';
+import type { Level, Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/index.js';
@@ -37,11 +36,24 @@ export function createDeliveryThread(deps: { config: Config; store: Store; logge
 
   const data = (): DeliveryThreadData => ({ config, sync: store.syncShared, logLevel: logger.level });
 
+  // Children by their bindings: the thread logs with a handful of them, a line per delivery.
+  const children = new Map<string, Logger>();
+  const loggerFor = (bindings: Record<string, unknown>): Logger => {
+    const key = JSON.stringify(bindings);
+    if (key === '{}') return logger;
+    let child = children.get(key);
+    if (!child) {
+      if (children.size >= 64) children.clear();
+      children.set(key, (child = logger.child(bindings)));
+    }
+    return child;
+  };
+
   function onRecord(m: FromThread): void {
     if (m.t === 'log') {
-      const label = logger.levels.labels[m.level] as pino.Level | undefined;
+      const label = logger.levels.labels[m.level] as Level | undefined;
       if (!label) return;
-      const target = Object.keys(m.bindings).length ? logger.child(m.bindings) : logger;
+      const target = loggerFor(m.bindings);
       (target[label] as (...a: unknown[]) => void)(...revivedArgs(m.args));
     } else if (m.t === 'outcome') {
       metrics?.deliveries.inc({ result: m.result, bounce_class: m.bounceClass });
@@ -93,8 +105,8 @@ export function createDeliveryThread(deps: { config: Config; store: Store; logge
         active = 0;
         if (!readyAt || stopping || !current) return;
         // Node closes the files a dead thread opened (its journal, its database); the journal's
-        // lines stay for the next thread to replay.
-        // A thread that ran a while gets restarted at once; one that keeps dying, ever later.
+        // lines stay for the next thread to replay. A thread that ran a while is restarted
+        // at once; one that keeps dying, ever later.
         if (Date.now() - readyAt > 60_000) restartDelay = 500;
         log.error({ code, restartInMs: restartDelay }, 'delivery thread exited; restarting it');
         scheduleRestart();

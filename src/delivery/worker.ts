@@ -7,13 +7,13 @@ import type { Config } from '../config/schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { isBusyError } from '../store/db.js';
 import type { Store } from '../store/index.js';
+import type { OutcomeJournal } from '../store/outcome-journal.js';
 import type { AttemptOutcome, ClaimedRecipient } from '../store/queue.js';
 import { classifyBounce } from './bounce-classify.js';
 import { createMxResolver, type MxResolver } from './mx-resolve.js';
+import { OutcomeRecorder } from './outcome-recorder.js';
 import { capTimeout, nextAttemptAt } from './retry.js';
 import { createSmtpClient, type DeliveryTarget, type SmtpClient } from './smtp-client.js';
-import { OutcomeRecorder } from './outcome-recorder.js';
-import type { OutcomeJournal } from '../store/outcome-journal.js';
 
 /** What the worker reports for metrics; the thread forwards it to the gateway's registry. */
 export interface DeliveryMetrics {

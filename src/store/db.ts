@@ -151,7 +151,14 @@ export function durableBeforeSharing<T>(db: Db, fn: () => T[]): T[] {
 
 /** Makes every frame written to the database's WAL so far durable, whichever connection wrote it. */
 function fsyncWal(db: Db): void {
-  const fd = fs.openSync(`${db.name}-wal`, 'r');
+  let fd: number;
+  try {
+    fd = fs.openSync(`${db.name}-wal`, 'r');
+  } catch (e) {
+    // No WAL file: everything is in the database file, which checkpoints sync.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
   try {
     fs.fsyncSync(fd);
   } finally {
